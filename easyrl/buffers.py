@@ -1,0 +1,222 @@
+"""Replay buffer: preallocated torch storage on the training device, each observation stored once.
+
+Layout. Each of the ``n_envs`` environments owns one column of a ring of ``rows`` slots, so a
+column holds one environment's transitions in time order. Slot ``t`` of a column stores the
+observation ``s_t``, the action ``a_t`` (scaled to [-1, 1]), the reward ``r_t`` and whether
+the episode *terminated* there. The next observation ``s_{t+1}`` is not stored a second time:
+it is the observation in slot ``t + 1``. Only where an episode ended (terminated or
+truncated) does slot ``t + 1`` hold the first observation of the next episode; the true final
+observation then lives in a small per-column side ring, looked up through ``final_id``.
+
+This keeps timeout handling exact -- a truncated step bootstraps from its real final
+observation -- at about half the memory of storing next observations (SB3's default), and
+without the broken timeouts of SB3's ``optimize_memory_usage`` mode.
+
+The newest slot of each column is not sampled until its successor is written (its next
+observation is not known yet unless its episode ended), so a buffer of capacity N offers
+N - n_envs transitions once full.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+_INITIAL_SIDE_CAPACITY = 64
+
+
+class ReplayBatch(NamedTuple):
+    """A batch of transitions; shapes are (batch, ...) and dtypes float32."""
+
+    observations: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_observations: torch.Tensor
+    terminated: torch.Tensor
+
+
+def observation_storage_dtype(space: gym.spaces.Box) -> torch.dtype:
+    """uint8 images stay uint8 (4x smaller); everything else is stored as float32."""
+    return torch.uint8 if space.dtype == np.uint8 else torch.float32
+
+
+class ReplayBuffer:
+    """Uniform replay of (s, a, r, s', terminated) transitions from ``n_envs`` parallel envs.
+
+    Args:
+        capacity: number of transitions kept; the oldest are overwritten first.
+        observation_space: a Box space; observations are stored flat per its shape.
+        action_dim: size of the (flat) action vector.
+        n_envs: number of environments whose steps are added together.
+        device: where the storage lives (the training device).
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        observation_space: gym.spaces.Box,
+        action_dim: int,
+        n_envs: int = 1,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if capacity < n_envs * 2:
+            raise ValueError(
+                f"buffer_size={capacity} is too small for {n_envs} env(s): it must be at least "
+                f"2 * n_envs = {2 * n_envs}."
+            )
+        self.capacity = capacity
+        self.n_envs = n_envs
+        self.rows = math.ceil(capacity / n_envs)
+        self.device = torch.device(device)
+        self.obs_shape: tuple[int, ...] = tuple(observation_space.shape)
+        self.action_dim = action_dim
+        obs_dtype = observation_storage_dtype(observation_space)
+        rows, dev = self.rows, self.device
+        # torch.empty: pages of never-written slots are never touched and cost no physical memory.
+        self.observations = torch.empty((rows, n_envs, *self.obs_shape), dtype=obs_dtype, device=dev)
+        self.actions = torch.empty((rows, n_envs, action_dim), dtype=torch.float32, device=dev)
+        self.rewards = torch.empty((rows, n_envs), dtype=torch.float32, device=dev)
+        self.terminated = torch.zeros((rows, n_envs), dtype=torch.bool, device=dev)
+        self.ended = torch.zeros((rows, n_envs), dtype=torch.bool, device=dev)
+        self.final_id = torch.zeros((rows, n_envs), dtype=torch.int64, device=dev)
+        self.final_observations = torch.empty(
+            (_INITIAL_SIDE_CAPACITY, n_envs, *self.obs_shape), dtype=obs_dtype, device=dev
+        )
+        # Host-side bookkeeping, so that adding never has to read device memory.
+        self.pos = np.zeros(n_envs, dtype=np.int64)
+        self.count = np.zeros(n_envs, dtype=np.int64)
+        self._ended_host = np.zeros((rows, n_envs), dtype=bool)
+        self._side_head = np.zeros(n_envs, dtype=np.int64)
+        self._side_tail = np.zeros(n_envs, dtype=np.int64)
+        self._sampling_tables: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------ sizes
+    def __len__(self) -> int:
+        """Number of transitions stored."""
+        return int(self.count.sum())
+
+    @property
+    def n_sampleable(self) -> int:
+        """Number of transitions ``sample`` draws from (the newest of each env excluded)."""
+        return int(np.maximum(self.count - 1, 0).sum())
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the storage (device tensors plus host bookkeeping)."""
+        tensors = (
+            self.observations, self.actions, self.rewards, self.terminated, self.ended,
+            self.final_id, self.final_observations,
+        )  # fmt: skip
+        host = (self.pos, self.count, self._ended_host, self._side_head, self._side_tail)
+        return sum(t.nbytes for t in tensors) + sum(a.nbytes for a in host)
+
+    # ------------------------------------------------------------------ writing
+    def add(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        valid: np.ndarray | None = None,
+    ) -> None:
+        """Add one step of every env: arrays of shape (n_envs, ...).
+
+        ``actions`` are in [-1, 1]. ``next_obs`` is only read where the episode ended (it is
+        the true final observation); otherwise the next ``add`` supplies it. Envs with
+        ``valid`` False are skipped (a NEXT_STEP autoreset step is not a transition).
+        """
+        envs = np.arange(self.n_envs) if valid is None else np.flatnonzero(valid)
+        if envs.size == 0:
+            return
+        rows = self.pos[envs]
+        full = self.count[envs] == self.rows
+        # Overwriting an ended slot frees the oldest entry of that env's side ring.
+        freed = envs[full & self._ended_host[rows, envs]]
+        self._side_tail[freed] += 1
+
+        dones = (np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool))[envs]
+        self._ended_host[rows, envs] = dones
+        idx = (torch.as_tensor(rows, device=self.device), torch.as_tensor(envs, device=self.device))
+        self.observations[idx] = self._to_device(np.asarray(obs)[envs], self.observations.dtype)
+        self.actions[idx] = self._to_device(np.asarray(actions)[envs], torch.float32)
+        self.rewards[idx] = self._to_device(np.asarray(rewards)[envs], torch.float32)
+        self.terminated[idx] = self._to_device(np.asarray(terminated)[envs], torch.bool)
+        self.ended[idx] = self._to_device(dones, torch.bool)
+        if dones.any():
+            self._store_final(rows[dones], envs[dones], np.asarray(next_obs)[envs[dones]])
+
+        self.pos[envs] = (rows + 1) % self.rows
+        self.count[envs] = np.minimum(self.count[envs] + 1, self.rows)
+        self._sampling_tables = None
+
+    def _to_device(self, array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+        return torch.as_tensor(array).to(device=self.device, dtype=dtype, non_blocking=True)
+
+    def _store_final(self, rows: np.ndarray, envs: np.ndarray, final_obs: np.ndarray) -> None:
+        ids = self._side_head[envs].copy()
+        needed = int((self._side_head - self._side_tail).max()) + 1
+        if needed > self.final_observations.shape[0]:
+            self._grow_side(needed)
+        self._side_head[envs] += 1
+        side = self.final_observations.shape[0]
+        dev = self.device
+        self.final_observations[torch.as_tensor(ids % side, device=dev), torch.as_tensor(envs, device=dev)] = (
+            self._to_device(final_obs, self.final_observations.dtype)
+        )
+        self.final_id[torch.as_tensor(rows, device=dev), torch.as_tensor(envs, device=dev)] = torch.as_tensor(
+            ids, device=dev
+        )
+
+    def _grow_side(self, needed: int) -> None:
+        old = self.final_observations
+        capacity = old.shape[0]
+        while capacity < needed:
+            capacity *= 2
+        new = torch.empty((capacity, *old.shape[1:]), dtype=old.dtype, device=old.device)
+        for env in range(self.n_envs):
+            live = torch.arange(int(self._side_tail[env]), int(self._side_head[env]), device=old.device)
+            new[live % capacity, env] = old[live % old.shape[0], env]
+        self.final_observations = new
+
+    # ------------------------------------------------------------------ sampling
+    def _tables(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per env: oldest slot, number of sampleable slots, and their running total."""
+        if self._sampling_tables is None:
+            n_valid = np.maximum(self.count - 1, 0)
+            start = (self.pos - self.count) % self.rows
+            as_dev = lambda a: torch.as_tensor(a, dtype=torch.int64).to(self.device)  # noqa: E731
+            self._sampling_tables = (as_dev(start), as_dev(n_valid), as_dev(np.cumsum(n_valid)))
+        return self._sampling_tables
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> ReplayBatch:
+        """Draw ``batch_size`` transitions uniformly, with replacement."""
+        total = self.n_sampleable
+        if total == 0:
+            raise ValueError(
+                "The replay buffer has no complete transition to sample yet; collect at least two steps "
+                "(set learning_starts >= 1)."
+            )
+        start, n_valid, cumulative = self._tables()
+        flat = torch.randint(0, total, (batch_size,), device=self.device, generator=generator)
+        env = torch.searchsorted(cumulative, flat, right=True)
+        row = (start[env] + flat - (cumulative[env] - n_valid[env])) % self.rows
+        next_row = (row + 1) % self.rows
+        side = self.final_observations.shape[0]
+        ended = self.ended[row, env]
+        final_obs = self.final_observations[self.final_id[row, env] % side, env]
+        next_obs = torch.where(
+            ended.view(-1, *([1] * len(self.obs_shape))), final_obs, self.observations[next_row, env]
+        )
+        return ReplayBatch(
+            observations=self.observations[row, env].float(),
+            actions=self.actions[row, env],
+            rewards=self.rewards[row, env],
+            next_observations=next_obs.float(),
+            terminated=self.terminated[row, env].float(),
+        )

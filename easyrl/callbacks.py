@@ -1,0 +1,250 @@
+"""Callbacks: code the training loop calls at fixed points, able to stop training.
+
+The shape is SB3's: a public ``on_step()`` calls the protected ``_on_step() -> bool``, and
+returning False stops training. Unlike SB3, the current step's data reaches a callback as a
+typed :class:`StepData` (``self.step``), not by string key from the loop's ``locals()``;
+``self.locals`` remains as a read-only mapping for code written for SB3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from easyrl.algorithms.base import OffPolicyAlgorithm
+    from easyrl.logger import Logger
+
+
+@dataclass(frozen=True)
+class StepData:
+    """What happened in the latest vector-env step; arrays have a leading n_envs axis.
+
+    ``actions`` are in the env's own bounds; ``new_obs`` are the observations to act on next
+    (after any automatic reset) and ``next_obs`` the true observations reached by the actions.
+    """
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    new_obs: np.ndarray
+    next_obs: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    infos: dict[str, Any]
+
+    @property
+    def dones(self) -> np.ndarray:
+        return self.terminated | self.truncated
+
+
+class _StepMapping(Mapping[str, Any]):
+    """SB3's names for the step data (``locals["rewards"]``, ``locals["dones"]``, …), read-only."""
+
+    def __init__(self, step: StepData | None, extra: Mapping[str, Any]) -> None:
+        values: dict[str, Any] = dict(extra)
+        if step is not None:
+            values.update({f.name: getattr(step, f.name) for f in fields(step)})
+            values.update(dones=step.dones, actions=step.actions, clipped_actions=step.actions)
+        self._values = MappingProxyType(values)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+class BaseCallback:
+    """Base class for callbacks. Override the ``_on_*`` hooks; ``_on_step`` returns False to stop."""
+
+    def __init__(self, verbose: int = 0) -> None:
+        self.verbose = verbose
+        self.n_calls = 0
+        self.num_timesteps = 0
+        self.model: OffPolicyAlgorithm | None = None
+        self.step: StepData | None = None
+        self.parent: BaseCallback | None = None
+        self._extra_locals: dict[str, Any] = {}
+
+    @property
+    def logger(self) -> Logger:
+        """The model's logger."""
+        return self._model.logger
+
+    @property
+    def _model(self) -> OffPolicyAlgorithm:
+        if self.model is None:
+            raise RuntimeError(f"{type(self).__name__} is not attached to a model; pass it to model.learn().")
+        return self.model
+
+    @property
+    def locals(self) -> Mapping[str, Any]:
+        """Read-only SB3-style view of the current step's data, for code written for SB3."""
+        return _StepMapping(self.step, self._extra_locals)
+
+    @property
+    def training_env(self) -> Any:
+        return self._model.env
+
+    # Public hooks, called by the training loop.
+    def init_callback(self, model: OffPolicyAlgorithm) -> None:
+        self.model = model
+        self._init_callback()
+
+    def on_training_start(self, locals_: dict[str, Any] | None = None, globals_: dict[str, Any] | None = None) -> None:
+        self.num_timesteps = self._model.num_timesteps
+        self._extra_locals = dict(locals_ or {})
+        self._on_training_start()
+
+    def on_rollout_start(self) -> None:
+        self._on_rollout_start()
+
+    def on_step(self) -> bool:
+        """Called after each vector-env step; returns False to stop training."""
+        self.n_calls += 1
+        self.num_timesteps = self._model.num_timesteps
+        return self._on_step()
+
+    def on_rollout_end(self) -> None:
+        self._on_rollout_end()
+
+    def on_training_end(self) -> None:
+        self._on_training_end()
+
+    def update_step(self, step: StepData) -> None:
+        """Hand the latest step's data to this callback (and its children)."""
+        self.step = step
+        self.update_child_step(step)
+
+    def update_child_step(self, step: StepData) -> None:
+        """Forward the step data to child callbacks; override in containers."""
+
+    # Hooks for subclasses.
+    def _init_callback(self) -> None:
+        pass
+
+    def _on_training_start(self) -> None:
+        pass
+
+    def _on_rollout_start(self) -> None:
+        pass
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        pass
+
+    def _on_training_end(self) -> None:
+        pass
+
+
+class CallbackList(BaseCallback):
+    """Runs several callbacks in order; training stops if any of them says so."""
+
+    def __init__(self, callbacks: Sequence[BaseCallback]) -> None:
+        super().__init__()
+        self.callbacks = list(callbacks)
+
+    def _init_callback(self) -> None:
+        for callback in self.callbacks:
+            callback.init_callback(self._model)
+
+    def _on_training_start(self) -> None:
+        for callback in self.callbacks:
+            callback.on_training_start(self._extra_locals)
+
+    def _on_rollout_start(self) -> None:
+        for callback in self.callbacks:
+            callback.on_rollout_start()
+
+    def _on_step(self) -> bool:
+        # Every callback sees every step, even after one of them asked to stop.
+        results = [callback.on_step() for callback in self.callbacks]
+        return all(results)
+
+    def _on_rollout_end(self) -> None:
+        for callback in self.callbacks:
+            callback.on_rollout_end()
+
+    def _on_training_end(self) -> None:
+        for callback in self.callbacks:
+            callback.on_training_end()
+
+    def update_child_step(self, step: StepData) -> None:
+        for callback in self.callbacks:
+            callback.update_step(step)
+
+
+class ConvertCallback(BaseCallback):
+    """Wraps a plain function ``f(locals, globals) -> bool`` (SB3's functional callbacks)."""
+
+    def __init__(self, callback: Callable[[Mapping[str, Any], dict[str, Any]], Any], verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.callback = callback
+
+    def _on_step(self) -> bool:
+        result = self.callback(self.locals, {})
+        # SB3 treats a function that returns nothing as "continue".
+        return True if result is None else bool(result)
+
+
+class ProgressBarCallback(BaseCallback):
+    """A tqdm/rich progress bar: steps, steps per second and the latest mean episode return."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pbar: Any = None
+
+    def _on_training_start(self) -> None:
+        from tqdm.rich import tqdm
+
+        model = self._model
+        total = model._total_timesteps - model.num_timesteps
+        self.pbar = tqdm(total=total, unit="steps", dynamic_ncols=True)
+
+    def _on_step(self) -> bool:
+        assert self.pbar is not None
+        self.pbar.update(self._model.num_envs)
+        mean_return = self._model.mean_episode_return
+        if mean_return is not None and self.n_calls % 50 == 0:
+            self.pbar.set_postfix_str(f"mean return {mean_return:.1f}", refresh=False)
+        return True
+
+    def _on_training_end(self) -> None:
+        if self.pbar is not None:
+            self.pbar.refresh()
+            self.pbar.close()
+            self.pbar = None
+
+
+CallbackLike: TypeAlias = BaseCallback | Sequence[BaseCallback] | Callable[..., Any] | None
+
+
+def make_callback(callback: CallbackLike, progress_bar: bool = False) -> BaseCallback:
+    """Turn what ``learn(callback=...)`` accepts into one callback (adding the progress bar)."""
+    callbacks: list[BaseCallback]
+    if callback is None:
+        callbacks = []
+    elif isinstance(callback, BaseCallback):
+        callbacks = [callback]
+    elif isinstance(callback, Sequence) and not isinstance(callback, str):
+        callbacks = [c if isinstance(c, BaseCallback) else make_callback(c) for c in callback]
+    elif callable(callback):
+        callbacks = [ConvertCallback(callback)]
+    else:
+        raise TypeError(
+            f"callback must be a BaseCallback, a list of callbacks or a function (locals, globals) -> bool; "
+            f"got {type(callback).__name__}."
+        )
+    if progress_bar:
+        callbacks.append(ProgressBarCallback())
+    return callbacks[0] if len(callbacks) == 1 else CallbackList(callbacks)

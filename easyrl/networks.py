@@ -1,0 +1,139 @@
+"""Network building blocks: MLPs, the two actor types and a batched critic ensemble.
+
+Every network takes flat float observations (the policy flattens and, for uint8 images,
+rescales them first) and works on actions scaled to [-1, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+"""Bounds of the SAC actor's log standard deviation (as in SB3 and the authors' code)."""
+
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def mlp(input_dim: int, hidden: Sequence[int], activation_fn: type[nn.Module]) -> nn.Sequential:
+    """Linear layers of the given widths, each followed by ``activation_fn``."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(input_dim, width), activation_fn()]
+        input_dim = width
+    return nn.Sequential(*layers)
+
+
+class SquashedGaussianActor(nn.Module):
+    """SAC's policy: a = tanh(u), u ~ N(μ(s), σ(s)²), with state-dependent, clamped log σ."""
+
+    def __init__(
+        self, obs_dim: int, action_dim: int, hidden: Sequence[int], activation_fn: type[nn.Module]
+    ) -> None:
+        super().__init__()
+        self.trunk = mlp(obs_dim, hidden, activation_fn)
+        last = hidden[-1] if hidden else obs_dim
+        self.mean = nn.Linear(last, action_dim)
+        self.log_std = nn.Linear(last, action_dim)
+
+    def forward(
+        self, obs: torch.Tensor, generator: torch.Generator | None = None, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample actions (reparameterised) and their log-probabilities, shapes (B, A) and (B,).
+
+        The log-probability includes the tanh change of variables,
+        log π(a|s) = log N(u; μ, σ²) − Σ log(1 − tanh(u)²)  (Haarnoja et al. 2018, appendix C),
+        with log(1 − tanh(u)²) = 2 (log 2 − u − softplus(−2u)) for numerical stability.
+        """
+        latent = self.trunk(obs)
+        mean = self.mean(latent)
+        if deterministic:
+            return torch.tanh(mean), torch.zeros(mean.shape[0], device=mean.device)
+        log_std = self.log_std(latent).clamp(LOG_STD_MIN, LOG_STD_MAX)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        pre_tanh = mean + noise * log_std.exp()
+        gaussian_log_prob = -0.5 * noise.pow(2) - log_std - _LOG_SQRT_2PI
+        log_det_tanh = 2.0 * (math.log(2.0) - pre_tanh - nn.functional.softplus(-2.0 * pre_tanh))
+        return torch.tanh(pre_tanh), (gaussian_log_prob - log_det_tanh).sum(dim=-1)
+
+
+class DeterministicActor(nn.Module):
+    """TD3/DDPG's policy: a = tanh(f(s)), bounded to [-1, 1]."""
+
+    def __init__(
+        self, obs_dim: int, action_dim: int, hidden: Sequence[int], activation_fn: type[nn.Module]
+    ) -> None:
+        super().__init__()
+        self.trunk = mlp(obs_dim, hidden, activation_fn)
+        self.head = nn.Linear(hidden[-1] if hidden else obs_dim, action_dim)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.head(self.trunk(obs)))
+
+
+class EnsembleLinear(nn.Module):
+    """``n`` independent linear layers applied as one batched matrix product.
+
+    Initialised like ``nn.Linear`` (uniform in ±1/sqrt(fan_in)), so an ensemble of n starts
+    from the same distribution as n separate critics.
+    """
+
+    def __init__(self, n: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(n, in_features, out_features).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n, 1, out_features).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        # x: (n, B, in) or (B, in), broadcast over the ensemble.
+        return torch.baddbmm(bias, x, weight) if x.dim() == 3 else torch.matmul(x, weight) + bias
+
+
+class CriticEnsemble(nn.Module):
+    """``n_critics`` Q-networks Q_i(s, a), evaluated together in one batched pass."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        hidden: Sequence[int],
+        activation_fn: type[nn.Module],
+        n_critics: int = 2,
+    ) -> None:
+        super().__init__()
+        self.n_critics = n_critics
+        widths = [obs_dim + action_dim, *hidden, 1]
+        self.layers = nn.ModuleList(
+            EnsembleLinear(n_critics, w_in, w_out) for w_in, w_out in zip(widths[:-1], widths[1:], strict=True)
+        )
+        self.activation = activation_fn()
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
+        """Q-values of shape (n_critics, B).
+
+        ``detach_params=True`` evaluates the critics as fixed functions: gradients flow to the
+        inputs (the actor's actions) but none are computed for the critics' own weights.
+        """
+        x = torch.cat([obs, actions], dim=-1)
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            weight, bias = layer.weight, layer.bias
+            if detach_params:
+                weight, bias = weight.detach(), bias.detach()
+            x = layer(x, weight, bias)
+            if i < last:
+                x = self.activation(x)
+        return x.squeeze(-1)
+
+
+class Policy(nn.Module):
+    """An algorithm's networks, with the one method the training loop and ``predict`` need."""
+
+    def act(
+        self, obs: torch.Tensor, deterministic: bool, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Actions in [-1, 1], shape (B, action_dim), for flat float observations (B, obs_dim)."""
+        raise NotImplementedError
