@@ -81,7 +81,7 @@ class Satisfies(Constraint):
     def accepts(self, value: Any) -> bool:
         try:
             return bool(self.predicate(value))
-        except (TypeError, ValueError):
+        except Exception:  # a predicate that cannot even look at the value rejects it
             return False
 
     def describe(self) -> str:

@@ -166,9 +166,9 @@ class ReplayBuffer:
         self._side_head[envs] += 1
         side = self.final_observations.shape[0]
         dev = self.device
-        self.final_observations[torch.as_tensor(ids % side, device=dev), torch.as_tensor(envs, device=dev)] = (
-            self._to_device(final_obs, self.final_observations.dtype)
-        )
+        self.final_observations[
+            torch.as_tensor(ids % side, device=dev), torch.as_tensor(envs, device=dev)
+        ] = self._to_device(final_obs, self.final_observations.dtype)
         self.final_id[torch.as_tensor(rows, device=dev), torch.as_tensor(envs, device=dev)] = torch.as_tensor(
             ids, device=dev
         )

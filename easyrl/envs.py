@@ -90,7 +90,9 @@ def make_vec_env(env: EnvLike, n_envs: int = 1) -> VectorEnv:
 def _checked_factory_call(factory: Callable[[], Any]) -> gym.Env:
     made = factory()
     if not isinstance(made, gym.Env):
-        raise TypeError(f"The env factory must return a gymnasium.Env, but it returned {type(made).__name__}.")
+        raise TypeError(
+            f"The env factory must return a gymnasium.Env, but it returned {type(made).__name__}."
+        )
     return made
 
 

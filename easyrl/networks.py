@@ -6,8 +6,10 @@ rescales them first) and works on actions scaled to [-1, 1].
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -107,7 +109,8 @@ class CriticEnsemble(nn.Module):
         self.n_critics = n_critics
         widths = [obs_dim + action_dim, *hidden, 1]
         self.layers = nn.ModuleList(
-            EnsembleLinear(n_critics, w_in, w_out) for w_in, w_out in zip(widths[:-1], widths[1:], strict=True)
+            EnsembleLinear(n_critics, w_in, w_out)
+            for w_in, w_out in itertools.pairwise(widths)
         )
         self.activation = activation_fn()
 
@@ -119,8 +122,9 @@ class CriticEnsemble(nn.Module):
         """
         x = torch.cat([obs, actions], dim=-1)
         last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            weight, bias = layer.weight, layer.bias
+        for i, layer in enumerate(cast(list[EnsembleLinear], self.layers)):
+            weight: torch.Tensor = layer.weight
+            bias: torch.Tensor = layer.bias
             if detach_params:
                 weight, bias = weight.detach(), bias.detach()
             x = layer(x, weight, bias)
