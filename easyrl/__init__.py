@@ -2,6 +2,8 @@
 
 __version__ = "0.1.0"
 
-from easyrl.algorithms import SAC, OffPolicyAlgorithm  # noqa: E402
+from easyrl.algorithms import DDPG, SAC, TD3, OffPolicyAlgorithm
+from easyrl.algorithms.checkpoint import load
+from easyrl.evaluation import evaluate_policy
 
-__all__ = ["SAC", "OffPolicyAlgorithm", "__version__"]
+__all__ = ["DDPG", "SAC", "TD3", "OffPolicyAlgorithm", "__version__", "evaluate_policy", "load"]

@@ -1,11 +1,14 @@
 """From what the user passed as an environment to a vector env with episode statistics.
 
 Every estimator trains on a gymnasium vector env, even with one environment, so the
-training loop handles one code path. Environments easyrl builds itself reset in the
-same step that ends an episode (``AutoresetMode.SAME_STEP``), which hands the true final
-observation over in ``info["final_obs"]``; a vector env passed in by the user may use
-gymnasium's default ``NEXT_STEP`` mode instead, and :class:`StepResult` hides the
-difference from the training loop.
+training loop handles one code path. For training, the envs easyrl builds itself do not
+reset themselves (``AutoresetMode.DISABLED``): :class:`EnvStepper` resets each finished env
+with a seed of its own, drawn from a generator the model owns. The true final observation is
+then simply what the step returned, and every episode can be replayed from its seed, which
+is what lets a checkpoint taken between episodes resume exactly. Envs built for evaluation
+reset in the same step (``SAME_STEP``, final observation in ``info["final_obs"]``); a vector
+env passed in by the user may also use gymnasium's default ``NEXT_STEP`` mode, and
+:class:`StepResult` hides the difference from the training loop.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any, TypeAlias
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
+from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv, VectorWrapper
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 EnvLike: TypeAlias = str | gym.Env | VectorEnv | Callable[[], gym.Env]
@@ -44,20 +47,21 @@ def env_id_of(env: EnvLike) -> str | None:
     return getattr(spec, "id", None)
 
 
-def make_vec_env(env: EnvLike, n_envs: int = 1) -> VectorEnv:
+def make_vec_env(env: EnvLike, n_envs: int = 1, *, autoreset: bool = True) -> VectorEnv:
     """Build a vector env of ``n_envs`` copies of ``env`` that records episode statistics.
 
     A vector env is used as it is (its own number of envs wins); a single ``gymnasium.Env``
-    instance can only make one env, since it cannot be copied.
+    instance can only make one env, since it cannot be copied. Envs built here reset
+    themselves in the step that ends an episode, or, with ``autoreset=False`` (training, see
+    :class:`EnvStepper`), not at all.
     """
+    mode = AutoresetMode.SAME_STEP if autoreset else AutoresetMode.DISABLED
     if isinstance(env, VectorEnv):
         vec_env = env
     elif isinstance(env, str):
         check_env_id(env)
         env_id = env
-        vec_env = SyncVectorEnv(
-            [lambda: gym.make(env_id) for _ in range(n_envs)], autoreset_mode=AutoresetMode.SAME_STEP
-        )
+        vec_env = SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n_envs)], autoreset_mode=mode)
     elif isinstance(env, gym.Env):
         if n_envs != 1:
             raise ValueError(
@@ -65,26 +69,42 @@ def make_vec_env(env: EnvLike, n_envs: int = 1) -> VectorEnv:
                 "passed. Pass an env id or a function returning a new env instead."
             )
         instance = env
-        vec_env = SyncVectorEnv([lambda: instance], autoreset_mode=AutoresetMode.SAME_STEP)
+        vec_env = SyncVectorEnv([lambda: instance], autoreset_mode=mode)
     elif callable(env):
         factory = env
         vec_env = SyncVectorEnv(
-            [lambda: _checked_factory_call(factory) for _ in range(n_envs)],
-            autoreset_mode=AutoresetMode.SAME_STEP,
+            [lambda: _checked_factory_call(factory) for _ in range(n_envs)], autoreset_mode=mode
         )
     else:
         raise TypeError(
             f"env must be an env id (str), a gymnasium.Env, a gymnasium VectorEnv or a function returning "
             f"a gymnasium.Env; got {type(env).__name__}."
         )
-    if autoreset_mode(vec_env) == AutoresetMode.DISABLED:
+    if isinstance(env, VectorEnv) and autoreset_mode(vec_env) == AutoresetMode.DISABLED:
         raise ValueError(
             "The vector env has autoreset disabled; easyrl needs envs that reset themselves. "
             "Create it with autoreset_mode=AutoresetMode.SAME_STEP or NEXT_STEP."
         )
+    if mode == AutoresetMode.DISABLED and not isinstance(env, VectorEnv):
+        vec_env = _OwnResetOptions(vec_env)
     if not _has_episode_statistics(vec_env):
         vec_env = RecordEpisodeStatistics(vec_env)
     return vec_env
+
+
+class _OwnResetOptions(VectorWrapper):
+    """Hands the wrapped env a copy of the reset options.
+
+    ``SyncVectorEnv.reset`` pops ``reset_mask`` from the options dict it is given, so the
+    ``RecordEpisodeStatistics`` wrapper above it no longer sees the mask and clears the
+    statistics of every env, not only of those reset (gymnasium 1.4; Gymnasium PR #1696).
+    """
+
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        seeds: Any = seed  # gymnasium's annotation says int, but vector envs take one seed per env
+        return self.env.reset(seed=seeds, options=None if options is None else dict(options))
 
 
 def _checked_factory_call(factory: Callable[[], Any]) -> gym.Env:
@@ -139,16 +159,42 @@ class StepResult:
 
 
 class EnvStepper:
-    """Steps a vector env and turns each step into transitions, whatever its autoreset mode."""
+    """Steps a vector env and turns each step into transitions, whatever its autoreset mode.
 
-    def __init__(self, env: VectorEnv) -> None:
+    With autoreset disabled (the envs easyrl builds for training), the stepper resets each
+    finished env itself, from a seed drawn from ``seed_rng``, and remembers each env's
+    current-episode seed and how many steps it has taken since: between episodes, those seeds
+    alone reproduce the envs' state (see :meth:`get_state` and :meth:`restore`). A vector env
+    that resets itself (``SAME_STEP`` or ``NEXT_STEP``) is seeded at the first reset only.
+    """
+
+    def __init__(self, env: VectorEnv, seed: int | None = None) -> None:
         self.env = env
         self.mode = autoreset_mode(env)
-        self._resetting = np.zeros(env.num_envs, dtype=bool)
+        n_envs = env.num_envs
+        self.seed_rng = np.random.default_rng(seed)
+        self.episode_seeds = np.full(n_envs, -1, dtype=np.int64)  # -1: unknown (the env reset itself)
+        self.steps_since_reset = np.zeros(n_envs, dtype=np.int64)
+        self._resetting = np.zeros(n_envs, dtype=bool)
 
     def reset(self, seed: int | None = None) -> np.ndarray:
-        """Reset every env (seeded when ``seed`` is given) and return the first observations."""
-        obs, _ = self.env.reset(seed=seed)
+        """Reset every env and return the first observations.
+
+        ``seed`` reseeds the generator each episode's seed is drawn from; without it, the
+        generator continues.
+        """
+        if seed is not None:
+            self.seed_rng = np.random.default_rng(seed)
+        return self._reset_all(self._draw_seeds(self.env.num_envs))
+
+    def _draw_seeds(self, n: int) -> np.ndarray:
+        return self.seed_rng.integers(0, 2**31, size=n, dtype=np.int64)
+
+    def _reset_all(self, seeds: np.ndarray) -> np.ndarray:
+        per_env: Any = [int(s) for s in seeds]  # gymnasium's annotation says int; vector envs take a list
+        obs, _ = self.env.reset(seed=per_env)
+        self.episode_seeds[:] = seeds
+        self.steps_since_reset[:] = 0
         self._resetting[:] = False
         return obs
 
@@ -157,20 +203,28 @@ class EnvStepper:
         obs, rewards, terminated, truncated, infos = self.env.step(actions)
         terminated = np.asarray(terminated, dtype=bool)
         truncated = np.asarray(truncated, dtype=bool)
+        dones = terminated | truncated
         valid = ~self._resetting
-        next_obs = obs
-        if self.mode == AutoresetMode.SAME_STEP and "_final_obs" in infos:
-            next_obs = np.array(obs, copy=True)
-            for i in np.flatnonzero(infos["_final_obs"]):
-                next_obs[i] = infos["final_obs"][i]
-        if self.mode == AutoresetMode.NEXT_STEP:
-            self._resetting = terminated | truncated
+        self.steps_since_reset[valid] += 1
         returns: list[float] = []
         lengths: list[int] = []
         if "_episode" in infos:
+            # A copy: RecordEpisodeStatistics hands out its own array, which a masked reset clears.
+            infos["_episode"] = np.array(infos["_episode"], dtype=bool)
             ended = np.flatnonzero(infos["_episode"])
             returns = [float(r) for r in infos["episode"]["r"][ended]]
             lengths = [int(n) for n in infos["episode"]["l"][ended]]
+        next_obs = obs
+        if self.mode == AutoresetMode.DISABLED and dones.any():
+            obs = self._reset_finished(dones)
+        elif self.mode == AutoresetMode.SAME_STEP and "_final_obs" in infos:
+            next_obs = np.array(obs, copy=True)
+            for i in np.flatnonzero(infos["_final_obs"]):
+                next_obs[i] = infos["final_obs"][i]
+        if self.mode != AutoresetMode.DISABLED:
+            self._forget_seeds(dones & valid)
+        if self.mode == AutoresetMode.NEXT_STEP:
+            self._resetting = dones
         return StepResult(
             obs=obs,
             next_obs=next_obs,
@@ -182,3 +236,50 @@ class EnvStepper:
             episode_returns=returns,
             episode_lengths=lengths,
         )
+
+    def _reset_finished(self, dones: np.ndarray) -> np.ndarray:
+        """Start a new episode, from a new seed, in each env that finished; the observations to act on."""
+        ended = np.flatnonzero(dones)
+        seeds = self._draw_seeds(ended.size)
+        per_env: Any = [None] * self.env.num_envs  # only the masked envs' seeds are used
+        for i, seed in zip(ended, seeds, strict=True):
+            per_env[i] = int(seed)
+        obs, _ = self.env.reset(seed=per_env, options={"reset_mask": dones.copy()})
+        self.episode_seeds[ended] = seeds
+        self.steps_since_reset[ended] = 0
+        return obs
+
+    def _forget_seeds(self, ended: np.ndarray) -> None:
+        """An env that reset itself starts an episode whose seed is unknown."""
+        self.episode_seeds[ended] = -1
+        self.steps_since_reset[ended] = 0
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def at_episode_boundary(self) -> bool:
+        """True when every env is at the start of an episode whose seed is known."""
+        return bool((self.steps_since_reset == 0).all() and (self.episode_seeds >= 0).all())
+
+    def get_state(self) -> dict[str, Any]:
+        """JSON-serialisable state: the seed generator, each env's episode seed and steps since its reset."""
+        return {
+            "seed_rng": self.seed_rng.bit_generator.state,
+            "episode_seeds": self.episode_seeds.tolist(),
+            "steps_since_reset": self.steps_since_reset.tolist(),
+            "autoreset_mode": self.mode.name,
+        }
+
+    def restore(self, state: dict[str, Any]) -> tuple[np.ndarray, bool]:
+        """Reset the envs to the state ``get_state`` described; returns (observations, exact).
+
+        At an episode boundary each env is reset with the seed of its episode, which puts a
+        deterministic env back exactly where it was (``exact`` True). Otherwise the envs start
+        fresh episodes from new seeds, and the interrupted ones are lost (``exact`` False).
+        """
+        self.seed_rng.bit_generator.state = state["seed_rng"]
+        seeds = np.asarray(state["episode_seeds"], dtype=np.int64)
+        steps = np.asarray(state["steps_since_reset"], dtype=np.int64)
+        n_envs = self.env.num_envs
+        if seeds.shape == steps.shape == (n_envs,) and (steps == 0).all() and (seeds >= 0).all():
+            return self._reset_all(seeds), True
+        return self._reset_all(self._draw_seeds(n_envs)), False

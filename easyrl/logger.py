@@ -90,14 +90,21 @@ class ConsoleOutput(OutputFormat):
 
 
 class CSVOutput(OutputFormat):
-    """``progress.csv``; when new keys appear the file is rewritten with the widened header."""
+    """``progress.csv``; when new keys appear the file is rewritten with the widened header.
+
+    With ``append=True`` an existing file is continued: its header gives the columns.
+    """
 
     name = "csv"
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, append: bool = False):
         self.path = path
         self.keys: list[str] = []
-        self._file = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115  (closed in close())
+        if append and os.path.exists(path):
+            with open(path, newline="", encoding="utf-8") as file:
+                self.keys = next(csv.reader(file), [])
+        mode = "a" if self.keys else "w"
+        self._file = open(path, mode, newline="", encoding="utf-8")  # noqa: SIM115  (closed in close())
 
     def write(self, values: Mapping[str, Scalar], step: int) -> None:
         new_keys = sorted(key for key in values if key not in self.keys)
@@ -128,9 +135,9 @@ class JSONOutput(OutputFormat):
 
     name = "json"
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, append: bool = False):
         self.path = path
-        self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115  (closed in close())
+        self._file = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115  (closed in close())
 
     def write(self, values: Mapping[str, Scalar], step: int) -> None:
         self._file.write(json.dumps(dict(values)) + "\n")
@@ -285,6 +292,8 @@ def configure(
     folder: str | None = None,
     format_strings: str | Sequence[str] | None = ("stdout",),
     console: Console | None = None,
+    *,
+    append: bool = False,
 ) -> Logger:
     """Builds a :class:`Logger` writing to the named formats, as SB3's ``configure`` does.
 
@@ -294,6 +303,8 @@ def configure(
         format_strings: names from :data:`FORMATS`, or one comma-separated string; empty names are ignored,
             so ``configure(None, [])`` gives a logger that writes nothing.
         console: the rich console for ``"stdout"`` (default: a new one on ``sys.stdout``).
+        append: continue ``log.txt``, ``progress.csv`` and ``progress.jsonl`` if they exist, instead of
+            overwriting them (a continued run, ``learn(..., reset_num_timesteps=False)``).
     """
     if isinstance(format_strings, str):
         format_strings = format_strings.split(",")
@@ -304,12 +315,14 @@ def configure(
     file_formats = [name for name in names if name != "stdout"]
     if file_formats and folder is None:
         raise ValueError(f"Log formats {file_formats} write files: pass a folder, e.g. configure('logs')")
+    if "tensorboard" in names:
+        _require_tensorboard()  # before creating anything, so a missing package leaves no empty run folder
     if folder is not None:
         os.makedirs(folder, exist_ok=True)
     outputs: list[OutputFormat] = []
     try:
         for name in names:
-            outputs.append(_make_output(name, folder or "", console))
+            outputs.append(_make_output(name, folder or "", console, append))
     except BaseException:
         for output in outputs:
             output.close()
@@ -317,17 +330,25 @@ def configure(
     return Logger(folder, outputs)
 
 
-def _make_output(name: str, folder: str, console: Console | None) -> OutputFormat:
+def _make_output(name: str, folder: str, console: Console | None, append: bool = False) -> OutputFormat:
     if name == "stdout":
         return ConsoleOutput(console)
     if name == "log":
-        file = open(os.path.join(folder, "log.txt"), "w", encoding="utf-8")  # noqa: SIM115  (closed by output)
+        path = os.path.join(folder, "log.txt")
+        file = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115  (closed by output)
         return ConsoleOutput(Console(file=file, width=120, no_color=True), name="log", file=file)
     if name == "csv":
-        return CSVOutput(os.path.join(folder, "progress.csv"))
+        return CSVOutput(os.path.join(folder, "progress.csv"), append)
     if name == "json":
-        return JSONOutput(os.path.join(folder, "progress.jsonl"))
+        return JSONOutput(os.path.join(folder, "progress.jsonl"), append)
     return TensorBoardOutput(folder)
+
+
+def _require_tensorboard() -> None:
+    try:
+        import torch.utils.tensorboard  # noqa: F401  (only checking that it can be imported)
+    except ImportError as error:
+        raise ImportError(TENSORBOARD_MISSING) from error
 
 
 def next_run_dir(root: str, name: str, *, reuse_latest: bool = False) -> str:

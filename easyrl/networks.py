@@ -109,8 +109,7 @@ class CriticEnsemble(nn.Module):
         self.n_critics = n_critics
         widths = [obs_dim + action_dim, *hidden, 1]
         self.layers = nn.ModuleList(
-            EnsembleLinear(n_critics, w_in, w_out)
-            for w_in, w_out in itertools.pairwise(widths)
+            EnsembleLinear(n_critics, w_in, w_out) for w_in, w_out in itertools.pairwise(widths)
         )
         self.activation = activation_fn()
 

@@ -51,6 +51,20 @@ class ActionNoise:
     def set_state(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
 
+    def _settings(self) -> tuple[Any, ...]:
+        return (self.mean.tolist(), self.sigma.tolist())
+
+    def __eq__(self, other: object) -> bool:
+        """Same class and settings (the generator's state is not a setting), as after save and load."""
+        return (
+            isinstance(other, ActionNoise)
+            and type(other) is type(self)
+            and self._settings() == other._settings()
+        )
+
+    # Mutable and compared by value, so not hashable.
+    __hash__ = None  # type: ignore[assignment]
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(mean={self.mean.tolist()}, sigma={self.sigma.tolist()})"
 
@@ -77,7 +91,8 @@ class OrnsteinUhlenbeckActionNoise(ActionNoise):
         self.initial_noise = None if initial_noise is None else np.asarray(initial_noise, dtype=np.float64)
         if self.initial_noise is not None and self.initial_noise.shape != self.mean.shape:
             raise ValueError(
-                f"initial_noise must have the shape of mean {self.mean.shape}, got {self.initial_noise.shape}."
+                f"initial_noise must have the shape of mean, {self.mean.shape}; "
+                f"got {self.initial_noise.shape}."
             )
         self.reset()
 
@@ -97,6 +112,10 @@ class OrnsteinUhlenbeckActionNoise(ActionNoise):
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         self.state = np.asarray(state["state"], dtype=np.float64)
+
+    def _settings(self) -> tuple[Any, ...]:
+        initial = None if self.initial_noise is None else self.initial_noise.tolist()
+        return (*super()._settings(), self.theta, self.dt, initial)
 
     def __repr__(self) -> str:
         return (

@@ -9,11 +9,13 @@ exploration, logging, callbacks -- lives here once.
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass
-from typing import Any, ClassVar, NamedTuple
+from pathlib import Path
+from typing import IO, Any, ClassVar, NamedTuple, Self
 
 import gymnasium as gym
 import numpy as np
@@ -22,10 +24,12 @@ from gymnasium.vector import VectorEnv
 from torch import nn
 
 from easyrl import _validation as v
+from easyrl.algorithms import checkpoint, replay_io
 from easyrl.algorithms.estimator import BuiltFrom, Estimator
 from easyrl.buffers import ReplayBatch, ReplayBuffer
 from easyrl.callbacks import BaseCallback, CallbackLike, StepData, make_callback
 from easyrl.envs import EnvLike, EnvStepper, env_id_of, make_vec_env
+from easyrl.evaluation import evaluate_policy
 from easyrl.logger import Logger, configure, next_run_dir
 from easyrl.networks import Policy
 from easyrl.noise import ActionNoise, VectorizedActionNoise
@@ -49,6 +53,8 @@ class OffPolicyAlgorithm(Estimator):
         policy: optional; ``"MlpPolicy"`` is accepted for SB3 compatibility (``SAC("MlpPolicy", env)``).
         learning_rate: Adam learning rate, a float, a function of the remaining progress (1 → 0),
             or rl-zoo's ``"lin_<value>"`` for a linear decay to 0.
+        actor_learning_rate, critic_learning_rate: the actor's and the critics' own learning rates
+            (same forms); None follows ``learning_rate``. DDPG's paper uses 1e-4 and 1e-3.
         buffer_size: replay capacity in transitions.
         learning_starts: env steps of uniform random actions before training starts.
         batch_size: transitions per gradient step.
@@ -66,10 +72,13 @@ class OffPolicyAlgorithm(Estimator):
         verbose: 0 silent, 1 training tables, 2 debug messages.
     """
 
-    env: BuiltFrom[EnvLike | None, VectorEnv] = BuiltFrom()
-    policy: BuiltFrom[str | None, Policy] = BuiltFrom()
+    # A descriptor default is how dataclasses support "argument in, built object out" fields.
+    env: BuiltFrom[EnvLike | None, VectorEnv] = BuiltFrom()  # noqa: RUF009
+    policy: BuiltFrom[str | None, Policy] = BuiltFrom()  # noqa: RUF009
     _: KW_ONLY
     learning_rate: float | str | Callable[[float], float] = 3e-4
+    actor_learning_rate: float | str | Callable[[float], float] | None = None
+    critic_learning_rate: float | str | Callable[[float], float] | None = None
     buffer_size: int = 1_000_000
     learning_starts: int = 100
     batch_size: int = 256
@@ -104,10 +113,18 @@ class OffPolicyAlgorithm(Estimator):
     # ------------------------------------------------------------------ building
     def _constraints(self) -> dict[str, v.Constraint]:
         """Allowed values of each hyperparameter; subclasses add theirs."""
-        schedule = v.AnyOf((v.Interval(0, None, low_closed=False), v.Satisfies(callable, "a callable"),
-                            v.Satisfies(lambda s: s.startswith("lin_") and float(s[4:]) > 0, "'lin_<value>'")))
+        schedule = v.AnyOf(
+            (
+                v.Interval(0, None, low_closed=False),
+                v.Satisfies(callable, "a callable"),
+                v.Satisfies(lambda s: s.startswith("lin_") and float(s[4:]) > 0, "'lin_<value>'"),
+            )
+        )
+        follow_learning_rate = v.Satisfies(lambda rate: rate is None, "None (to follow learning_rate)")
         return {
             "learning_rate": schedule,
+            "actor_learning_rate": v.AnyOf((schedule, follow_learning_rate)),
+            "critic_learning_rate": v.AnyOf((schedule, follow_learning_rate)),
             "buffer_size": v.positive_int(),
             "learning_starts": v.non_negative_int(),
             "batch_size": v.positive_int(),
@@ -136,8 +153,10 @@ class OffPolicyAlgorithm(Estimator):
         self._device = resolve_device(self.device)
         env_arg = self._param("env")
         if env_arg is None:
-            raise ValueError(f"{self.algorithm_name} needs an env: pass an env id, a gymnasium.Env or a factory.")
-        vec_env = make_vec_env(env_arg, self.n_envs)
+            raise ValueError(
+                f"{self.algorithm_name} needs an env: pass an env id, a gymnasium.Env or a factory."
+            )
+        vec_env = make_vec_env(env_arg, self.n_envs, autoreset=False)  # EnvStepper resets, from seeds
         self.observation_space, self.action_space = check_spaces(vec_env, self.algorithm_name)
         self.env_id = env_id_of(env_arg)
         self.num_envs = vec_env.num_envs
@@ -201,6 +220,7 @@ class OffPolicyAlgorithm(Estimator):
         raise NotImplementedError
 
     def _build_optimizers(self) -> None:
+        """Create the optimizers; the actor's is ``actor_optimizer``, the critics' ``critic_optimizer``."""
         raise NotImplementedError
 
     def _update(self, batch: ReplayBatch) -> dict[str, torch.Tensor]:
@@ -208,8 +228,19 @@ class OffPolicyAlgorithm(Estimator):
         raise NotImplementedError
 
     def _optimizers(self) -> list[torch.optim.Optimizer]:
-        """Optimizers whose learning rate follows ``learning_rate``."""
+        """Every optimizer, each of whose learning rates ``_train`` sets from its schedule."""
         raise NotImplementedError
+
+    def _learning_rate_schedules(self) -> dict[torch.optim.Optimizer, Schedule]:
+        """Each optimizer's schedule: ``learning_rate``, unless the actor's or critics' own rate is set."""
+        schedules = dict.fromkeys(self._optimizers(), make_schedule(self.learning_rate))
+        for name, rate in (
+            ("actor_optimizer", self.actor_learning_rate),
+            ("critic_optimizer", self.critic_learning_rate),
+        ):
+            if rate is not None:
+                schedules[getattr(self, name)] = make_schedule(rate)
+        return schedules
 
     # ------------------------------------------------------------------ acting
     def _check_observation(self, observation: Any) -> tuple[np.ndarray, bool]:
@@ -270,6 +301,32 @@ class OffPolicyAlgorithm(Estimator):
             scaled = np.clip(scaled + self._noise().reshape(self.num_envs, -1), -1.0, 1.0)
         return scaled.astype(np.float32)
 
+    def score(self, env: EnvLike | None = None, n_episodes: int = 10, deterministic: bool = True) -> float:
+        """Mean return over ``n_episodes`` whole episodes (scikit-learn's name; see ``evaluate_policy``).
+
+        ``env=None`` evaluates on a new env built like the training env (never the training env
+        itself, which is mid-episode), seeded from the model's seed, so the score is repeatable.
+        """
+        self._setup()
+        seed = None
+        if env is None:
+            env, seed = self._fresh_env(), self._seed_used
+        mean_return, _ = evaluate_policy(self, env, n_episodes, deterministic, seed=seed)
+        return mean_return
+
+    def _fresh_env(self) -> EnvLike:
+        """What ``evaluate_policy`` can build a new env like the training env from."""
+        env_arg = self._param("env")
+        if isinstance(env_arg, str) or (callable(env_arg) and not isinstance(env_arg, gym.Env | VectorEnv)):
+            return env_arg  # an id or a factory: evaluate_policy builds a new env from it, and closes it
+        spec = getattr(env_arg, "spec", None)
+        if spec is None:
+            raise ValueError(
+                f"score() cannot build a new env like the {type(env_arg).__name__} the model was given (it has "
+                "no registered spec); pass one: model.score(env=...) with an env id, an env or a factory."
+            )
+        return lambda: gym.make(spec)
+
     # ------------------------------------------------------------------ training
     def learn(
         self,
@@ -293,8 +350,11 @@ class OffPolicyAlgorithm(Estimator):
             self._episode_num = 0
             self.ep_info_buffer.clear()
         if reset_num_timesteps or self._last_obs is None:
+            if self._last_obs is not None:
+                # The episodes in progress end here: their newest transitions keep their true next obs.
+                self.replay_buffer.close_episodes(self._last_obs)
             self._last_obs = self._stepper.reset(seed=self._env_seed)
-            self._env_seed = None  # seed the first reset only; later ones continue the envs' generators
+            self._env_seed = None  # seeds the episode seeds' generator once; later resets continue it
             if self._noise is not None:
                 self._noise.reset(np.arange(self.num_envs))
         self._total_timesteps = total_timesteps + self.num_timesteps
@@ -315,6 +375,8 @@ class OffPolicyAlgorithm(Estimator):
                     self._train(updates)
         finally:
             callback_obj.on_training_end()
+            if not getattr(self, "_custom_logger", False):
+                self.logger.close()  # the files of the logger this learn() built; set_logger's stays open
         return self
 
     def _collect_rollout(self, callback: BaseCallback, log_interval: int | None) -> tuple[int, bool]:
@@ -359,10 +421,10 @@ class OffPolicyAlgorithm(Estimator):
 
     def _train(self, gradient_steps: int) -> None:
         progress_remaining = 1.0 - self.num_timesteps / max(self._total_timesteps, 1)
-        learning_rate = self._lr_schedule(progress_remaining)
-        for optimizer in self._optimizers():
+        for optimizer, schedule in self._learning_rate_schedules().items():
+            rate = schedule(progress_remaining)
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate
+                group["lr"] = rate
         for _ in range(gradient_steps):
             batch = self.replay_buffer.sample(self.batch_size, self._torch_rng)
             stats = self._update(batch)
@@ -370,7 +432,7 @@ class OffPolicyAlgorithm(Estimator):
             for key, value in stats.items():
                 self.logger.record_mean(f"train/{key}", value)
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/learning_rate", learning_rate)
+        self.logger.record("train/learning_rate", make_schedule(self.learning_rate)(progress_remaining))
 
     # ------------------------------------------------------------------ logging
     @property
@@ -387,8 +449,11 @@ class OffPolicyAlgorithm(Estimator):
         folder = None
         if self.tensorboard_log is not None:
             formats += ["csv", "json", "tensorboard"]
-            folder = next_run_dir(self.tensorboard_log, tb_log_name or self.algorithm_name)
-        self.logger = configure(folder, formats)
+            # A continued run (reset_num_timesteps=False) appends to the latest run's folder.
+            folder = next_run_dir(
+                self.tensorboard_log, tb_log_name or self.algorithm_name, reuse_latest=not reset_num_timesteps
+            )
+        self.logger = configure(folder, formats, append=not reset_num_timesteps)
 
     def set_logger(self, logger: Logger) -> None:
         """Use ``logger`` (from ``easyrl.logger.configure``) instead of the one built from ``verbose``."""
@@ -406,6 +471,68 @@ class OffPolicyAlgorithm(Estimator):
         self.logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
         self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
         self.logger.dump(step=self.num_timesteps)
+
+    # ------------------------------------------------------------------ saving and loading
+    # The work is in easyrl/algorithms/checkpoint.py and replay_io.py; the format is docs/model-format.md.
+    def save(self, path: str | os.PathLike[str] | IO[bytes]) -> Path | None:
+        """Write the model to one zip file, atomically; returns its path (``.zip`` is added if missing).
+
+        The file holds the parameters as JSON and the weights, optimizer states, counters and random
+        generators needed to continue training exactly; loading it runs no code from it. The env
+        object and the replay buffer (``save_replay_buffer``) are not in it. Given an open binary
+        file instead of a path, writes to it and returns None.
+        """
+        return checkpoint.save_model(self, path)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str] | IO[bytes],
+        env: EnvLike | None = None,
+        device: str | torch.device = "auto",
+        custom_objects: Mapping[str, Any] | None = None,
+        trusted_pickles: Iterable[str] | bool = (),
+        **overrides: Any,
+    ) -> Self:
+        """A model saved by ``save``, on ``device``, ready to predict and to continue training.
+
+        Args:
+            env: the env to continue training on; by default the env id saved with the model (a model
+                built from an env object must be given one here or with ``set_env`` to train).
+            custom_objects: replacements for parameters, by name; the way to supply a value the file
+                holds only as a pickle (a callable schedule, say) without unpickling it.
+            trusted_pickles: names of pickled parameters to unpickle (or True for all): only for
+                files you trust, since unpickling can run any code.
+            overrides: constructor parameters to change, e.g. ``learning_starts=0``.
+        """
+        return checkpoint.load_model(cls, path, env, device, custom_objects, trusted_pickles, overrides)
+
+    def get_parameters(self) -> dict[str, dict[str, Any]]:
+        """The state dicts of the policy (``"policy"``), each optimizer and learned variables, by name."""
+        return checkpoint.get_parameters(self)
+
+    def set_parameters(
+        self,
+        load_path_or_dict: str | os.PathLike[str] | IO[bytes] | Mapping[str, Any],
+        exact_match: bool = True,
+    ) -> None:
+        """Load state dicts from ``get_parameters()`` or from a saved model file (its weights only).
+
+        With ``exact_match=False`` a subset of the groups, and of the policy's entries, may be given.
+        """
+        checkpoint.set_parameters(self, load_path_or_dict, exact_match)
+
+    def save_replay_buffer(self, path: str | os.PathLike[str] | IO[bytes]) -> Path | None:
+        """Write the replay buffer to its own zip of ``.npy`` arrays (no pickles), atomically; returns its path."""
+        return replay_io.save_replay_buffer(self, path)
+
+    def load_replay_buffer(self, path: str | os.PathLike[str] | IO[bytes]) -> None:
+        """Fill the replay buffer from a file of ``save_replay_buffer`` (same buffer_size and spaces)."""
+        replay_io.load_replay_buffer(self, path)
+
+    def set_env(self, env: EnvLike) -> None:
+        """Train on ``env`` from now on (same spaces and number of envs); its episodes start afresh."""
+        checkpoint.set_env(self, env)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -430,7 +557,9 @@ def parse_train_freq(train_freq: Any) -> TrainFrequency:
 def _valid_device(device: Any) -> bool:
     if isinstance(device, torch.device):
         return True
-    return isinstance(device, str) and (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:"))
+    return isinstance(device, str) and (
+        device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")
+    )
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -439,7 +568,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     resolved = torch.device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available; use device='cpu' or 'auto'.")
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available; use device='cpu' or 'auto'."
+        )
     return resolved
 
 
@@ -469,4 +600,3 @@ def copy_module(module: nn.Module) -> nn.Module:
     target = copy.deepcopy(module)
     target.requires_grad_(False)
     return target
-

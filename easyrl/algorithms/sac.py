@@ -62,7 +62,9 @@ class SAC(OffPolicyAlgorithm):
     _setup_params = OffPolicyAlgorithm._setup_params | {"ent_coef"}
 
     def _constraints(self) -> dict[str, v.Constraint]:
-        auto = v.Satisfies(lambda s: s == "auto" or (s.startswith("auto_") and float(s[5:]) > 0), "'auto' or 'auto_<init>'")
+        auto = v.Satisfies(
+            lambda s: s == "auto" or (s.startswith("auto_") and float(s[5:]) > 0), "'auto' or 'auto_<init>'"
+        )
         return {
             **super()._constraints(),
             "ent_coef": v.AnyOf((v.Interval(0, None), auto)),

@@ -1,0 +1,204 @@
+"""Constructor parameters <-> JSON, for the model file.
+
+JSON holds None, booleans, numbers, strings, lists and dicts with string keys; a tuple is written as
+``{"__tuple__": [...]}`` so that it comes back a tuple (``train_freq=(1, "episode")``). Three values get a
+description instead of their Python form:
+
+- ``env``: the env id when the model was built from one, else null (an env object is never saved);
+- ``action_noise``: its class and arguments, rebuilt on load from easyrl's own noise classes only;
+- ``policy_kwargs["activation_fn"]``: the name of a ``torch.nn`` activation from an allow-list.
+
+Anything else JSON cannot hold (a callable learning-rate schedule, a custom activation or noise class) is
+written as ``{"__pickled__": "<name>"}`` and its value goes to the pickled member ``<name>``, which loading
+unpickles only when the user trusts it by name, or replaces with a value the user supplies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from easyrl.noise import ActionNoise, NormalActionNoise, OrnsteinUhlenbeckActionNoise
+
+ACTIVATIONS: tuple[str, ...] = (
+    "ReLU", "Tanh", "ELU", "LeakyReLU", "GELU", "SiLU", "Mish", "SELU", "CELU", "Softplus", "Sigmoid",
+    "Hardtanh", "Hardswish", "Identity",
+)  # fmt: skip
+"""``torch.nn`` activations that a file may name in ``policy_kwargs["activation_fn"]``."""
+
+NOISES: dict[str, type[ActionNoise]] = {
+    "NormalActionNoise": NormalActionNoise,
+    "OrnsteinUhlenbeckActionNoise": OrnsteinUhlenbeckActionNoise,
+}
+"""Noise classes a file may name in ``action_noise``."""
+
+ACTIVATION_KEY = "policy_kwargs.activation_fn"
+_TUPLE = "__tuple__"
+_PICKLED = "__pickled__"
+_UNSET = object()
+
+Resolver = Callable[[str], Any]
+"""Returns the value of a pickled parameter by name (or raises the error explaining how to supply it)."""
+
+
+# ---------------------------------------------------------------------------------------------- encoding
+def encode_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``get_params()`` as JSON, and the values JSON cannot hold, by name (for pickled members)."""
+    encoded: dict[str, Any] = {}
+    pickled: dict[str, Any] = {}
+    for name, value in params.items():
+        if name == "env":
+            encoded[name] = value if isinstance(value, str) else None
+        elif name == "device":
+            encoded[name] = str(value)
+        elif name == "action_noise" and value is not None:
+            description = noise_to_json(value)
+            encoded[name] = description if description is not None else _pickle(name, value, pickled)
+        elif name == "policy_kwargs" and type(value) is dict and "activation_fn" in value:
+            activation = activation_name(value["activation_fn"])
+            rest = _to_json({k: v for k, v in value.items() if k != "activation_fn"})
+            if rest is _UNSET:
+                encoded[name] = _pickle(name, value, pickled)
+            else:
+                encoded[name] = {
+                    **rest,
+                    "activation_fn": activation or _pickle(ACTIVATION_KEY, value["activation_fn"], pickled),
+                }
+        else:
+            json_value = _to_json(value)
+            encoded[name] = json_value if json_value is not _UNSET else _pickle(name, value, pickled)
+    return encoded, pickled
+
+
+def _pickle(name: str, value: Any, pickled: dict[str, Any]) -> dict[str, str]:
+    pickled[name] = value
+    return {_PICKLED: name}
+
+
+def _to_json(value: Any) -> Any:
+    """``value`` in JSON form, or ``_UNSET`` when JSON cannot hold it."""
+    if value is None or type(value) in (bool, int, str):
+        return value
+    if type(value) is float:
+        return value if math.isfinite(value) else _UNSET  # keep the file standard JSON
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        return _to_json(value.item())
+    if type(value) in (list, tuple):
+        items = [_to_json(item) for item in value]
+        if any(item is _UNSET for item in items):
+            return _UNSET
+        return {_TUPLE: items} if type(value) is tuple else items
+    if type(value) is dict and all(isinstance(k, str) and k not in (_TUPLE, _PICKLED) for k in value):
+        entries = {key: _to_json(item) for key, item in value.items()}
+        return _UNSET if any(item is _UNSET for item in entries.values()) else entries
+    return _UNSET
+
+
+def noise_to_json(noise: Any) -> dict[str, Any] | None:
+    """The description of one of easyrl's noise objects, or None for anything else."""
+    if type(noise) is NormalActionNoise:
+        return {"class": "NormalActionNoise", "mean": noise.mean.tolist(), "sigma": noise.sigma.tolist()}
+    if type(noise) is OrnsteinUhlenbeckActionNoise:
+        initial = noise.initial_noise
+        return {
+            "class": "OrnsteinUhlenbeckActionNoise",
+            "mean": noise.mean.tolist(),
+            "sigma": noise.sigma.tolist(),
+            "theta": float(noise.theta),
+            "dt": float(noise.dt),
+            "initial_noise": None if initial is None else initial.tolist(),
+        }
+    return None
+
+
+def activation_name(activation: Any) -> str | None:
+    """The allow-listed ``torch.nn`` name of ``activation`` (a class), or None."""
+    for name in ACTIVATIONS:
+        if activation is getattr(nn, name, None):
+            return name
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- decoding
+def pickled_names(encoded: Any) -> list[str]:
+    """Names of the pickled values that ``encoded`` refers to, in order."""
+    if isinstance(encoded, dict):
+        if set(encoded) == {_PICKLED}:
+            return [str(encoded[_PICKLED])]
+        return [name for item in encoded.values() for name in pickled_names(item)]
+    if isinstance(encoded, list):
+        return [name for item in encoded for name in pickled_names(item)]
+    return []
+
+
+def decode_params(encoded: Any, resolve: Resolver) -> dict[str, Any]:
+    """Rebuild the parameters ``encode_params`` wrote; raise ValueError on a malformed description."""
+    if not isinstance(encoded, dict):
+        raise ValueError("its parameters are not a JSON object")
+    params: dict[str, Any] = {}
+    for name, value in encoded.items():
+        if name == "action_noise" and isinstance(value, dict) and "class" in value:
+            params[name] = noise_from_json(value)
+        elif (
+            name == "policy_kwargs"
+            and isinstance(value, dict)
+            and isinstance(value.get("activation_fn"), str)
+        ):
+            kwargs = _from_json(value, resolve)
+            kwargs["activation_fn"] = activation_from_name(value["activation_fn"])
+            params[name] = kwargs
+        else:
+            params[name] = _from_json(value, resolve)
+    return params
+
+
+def _from_json(value: Any, resolve: Resolver) -> Any:
+    if isinstance(value, list):
+        return [_from_json(item, resolve) for item in value]
+    if isinstance(value, dict):
+        if set(value) == {_TUPLE} and isinstance(value[_TUPLE], list):
+            return tuple(_from_json(item, resolve) for item in value[_TUPLE])
+        if set(value) == {_PICKLED} and isinstance(value[_PICKLED], str):
+            return resolve(value[_PICKLED])
+        return {key: _from_json(item, resolve) for key, item in value.items()}
+    return value
+
+
+def activation_from_name(name: str) -> type[nn.Module]:
+    if name not in ACTIVATIONS:
+        raise ValueError(
+            f"names the activation {name!r}, which is not one of the allowed torch.nn activations "
+            f"({', '.join(ACTIVATIONS)})"
+        )
+    activation: type[nn.Module] = getattr(nn, name)
+    return activation
+
+
+def noise_from_json(description: dict[str, Any]) -> ActionNoise:
+    """Rebuild an allow-listed noise object from ``noise_to_json``'s description."""
+    name = description.get("class")
+    if name not in NOISES:
+        raise ValueError(f"names the action noise class {name!r}, which is not one of {', '.join(NOISES)}")
+    arguments = {key: value for key, value in description.items() if key != "class"}
+    allowed = {"mean", "sigma"} | (
+        {"theta", "dt", "initial_noise"} if name == "OrnsteinUhlenbeckActionNoise" else set()
+    )
+    if not {"mean", "sigma"} <= set(arguments) <= allowed:
+        raise ValueError(f"has an action noise description with the wrong fields ({sorted(arguments)})")
+    for key, value in arguments.items():
+        if not _numbers(value) and not (key == "initial_noise" and value is None):
+            raise ValueError(f"has an action noise whose {key!r} is not a number or a list of numbers")
+    try:
+        return NOISES[name](**arguments)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"has an invalid action noise ({error})") from None
+
+
+def _numbers(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_numbers(item) for item in value)
+    return isinstance(value, int | float) and not isinstance(value, bool)

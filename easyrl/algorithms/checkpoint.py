@@ -1,0 +1,402 @@
+"""A model <-> its zip file: what ``save`` writes and ``load`` reads back (see docs/model-format.md).
+
+The file holds the constructor parameters as JSON (``_params_codec``), the spaces, the counters, one
+weights member per state dict (``policy``, each optimizer, and ``variables`` such as SAC's entropy
+coefficient), and the learner's state for an exact resume (``training_state``): every random generator,
+the exploration noise, each env's episode seed, the episode statistics and the last observations.
+Nothing in it is unpickled unless the caller trusts a pickled parameter by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from easyrl.algorithms import replay_io
+from easyrl.algorithms._env_restore import (
+    PendingEnvState,
+    check_spaces,
+    checked_env_state,
+    placeholder_env,
+    restore_env,
+)
+from easyrl.algorithms._env_restore import set_env as set_env  # part of this module's interface
+from easyrl.algorithms._params_codec import ACTIVATION_KEY, decode_params, encode_params, pickled_names
+from easyrl.envs import EnvLike
+from easyrl.serialization import (
+    LoadedZip,
+    ModelFileError,
+    pickled_member,
+    read_metadata,
+    read_model_zip,
+    space_from_json,
+    space_to_json,
+    untrusted_pickle_error,
+    write_model_zip,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from easyrl.algorithms.base import OffPolicyAlgorithm
+
+ModelT = TypeVar("ModelT", bound="OffPolicyAlgorithm")
+PathOrFile = str | os.PathLike[str] | IO[bytes]
+Fail = Callable[[str], Exception]
+
+POLICY = "policy"
+VARIABLES = "variables"
+TRAINING_STATE = "training_state"
+
+
+def algorithms() -> dict[str, type[OffPolicyAlgorithm]]:
+    """The algorithms a file may name, by name (an explicit registry: a file never names a class to import)."""
+    from easyrl.algorithms.ddpg import DDPG
+    from easyrl.algorithms.sac import SAC
+    from easyrl.algorithms.td3 import TD3
+
+    return {"SAC": SAC, "TD3": TD3, "DDPG": DDPG}
+
+
+# ---------------------------------------------------------------------------------------------- saving
+def save_model(model: OffPolicyAlgorithm, path: PathOrFile) -> Path | None:
+    model._setup()
+    params, pickled = encode_params(model.get_params())
+    env_state, last_obs = _env_checkpoint(model)
+    metadata = {
+        "algorithm": model.algorithm_name,
+        "params": params,
+        "pickled_params": sorted(pickled),
+        "env_id": model.env_id,
+        "observation_space": space_to_json(model.observation_space),
+        "action_space": space_to_json(model.action_space),
+        "num_envs": model.num_envs,
+        "device": str(model._device),
+        "num_timesteps": model.num_timesteps,
+        "n_updates": model._n_updates,
+        "episodes": model._episode_num,
+        "training_state": {
+            "np_rng": model._np_rng.bit_generator.state,
+            "noise": model._noise.get_state() if model._noise is not None else None,
+            "env": env_state,
+            "at_episode_boundary": last_obs is not None and _at_boundary(env_state),
+            "env_seed": model._env_seed,
+            "seed_used": model._seed_used,
+            "episode_stats": [[float(r), int(n)] for r, n in model.ep_info_buffer],
+            "generator_device": model._device.type,
+        },
+    }
+    tensors: dict[str, Any] = {
+        "torch_rng": model._torch_rng.get_state(),
+        "predict_rng": model._predict_rng.get_state(),
+    }
+    if last_obs is not None:
+        tensors["last_obs"] = torch.as_tensor(np.asarray(last_obs))
+    return write_model_zip(path, metadata, {**get_parameters(model), TRAINING_STATE: tensors}, pickled)
+
+
+def _env_checkpoint(model: OffPolicyAlgorithm) -> tuple[dict[str, Any], np.ndarray | None]:
+    pending: PendingEnvState | None = getattr(model, "_pending_env_state", None)
+    if pending is not None and pending.num_timesteps == model.num_timesteps:
+        return pending.env, pending.last_obs
+    return model._stepper.get_state(), model._last_obs
+
+
+def _at_boundary(env_state: dict[str, Any]) -> bool:
+    return all(s == 0 for s in env_state["steps_since_reset"]) and all(
+        s >= 0 for s in env_state["episode_seeds"]
+    )
+
+
+# ---------------------------------------------------------------------------------------------- parameters
+def _optimizers(model: OffPolicyAlgorithm) -> dict[str, torch.optim.Optimizer]:
+    found = {
+        k: v for k, v in vars(model).items() if isinstance(v, torch.optim.Optimizer) and not k.startswith("_")
+    }
+    return dict(sorted(found.items()))
+
+
+def _variables(model: OffPolicyAlgorithm) -> dict[str, torch.Tensor]:
+    found = {k: v for k, v in vars(model).items() if isinstance(v, torch.Tensor) and not k.startswith("_")}
+    return dict(sorted(found.items()))
+
+
+def get_parameters(model: OffPolicyAlgorithm) -> dict[str, dict[str, Any]]:
+    model._setup()
+    parameters: dict[str, dict[str, Any]] = {POLICY: model._built_policy_module.state_dict()}
+    parameters.update({name: optimizer.state_dict() for name, optimizer in _optimizers(model).items()})
+    variables = _variables(model)
+    if variables:
+        parameters[VARIABLES] = {name: tensor.detach() for name, tensor in variables.items()}
+    return parameters
+
+
+def set_parameters(
+    model: OffPolicyAlgorithm, source: PathOrFile | Mapping[str, Mapping[str, Any]], exact_match: bool
+) -> None:
+    model._setup()
+    if isinstance(source, Mapping):
+        _apply_parameters(
+            model, source, exact_match, lambda problem: ValueError(f"set_parameters: {problem}")
+        )
+        return
+    loaded = read_model_zip(source, map_location="cpu")
+    groups = {name: sd for name, sd in loaded.state_dicts.items() if name != TRAINING_STATE}
+    _apply_parameters(model, groups, exact_match, _failure(loaded.path))
+
+
+def _apply_parameters(
+    model: OffPolicyAlgorithm, groups: Mapping[str, Mapping[str, Any]], exact_match: bool, fail: Fail
+) -> None:
+    optimizers, variables = _optimizers(model), _variables(model)
+    known = {POLICY, *optimizers, *([VARIABLES] if variables else [])}
+    unknown, missing = sorted(set(groups) - known), sorted(known - set(groups))
+    if unknown or (exact_match and missing):
+        problem = (
+            f"has the parameter group(s) {unknown}" if unknown else f"lacks the parameter group(s) {missing}"
+        )
+        raise fail(f"{problem}, but a {model.algorithm_name} has {sorted(known)}.")
+    for name, state in groups.items():
+        try:
+            if name == POLICY:
+                model._built_policy_module.load_state_dict(state, strict=exact_match)
+            elif name == VARIABLES:
+                _load_variables(variables, state, exact_match)
+            else:
+                _load_optimizer(optimizers[name], state)
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
+            detail = " ".join(str(error).split())[:300]
+            raise fail(
+                f"has {name!r} weights that do not fit this {model.algorithm_name} ({detail}); were the networks "
+                "built with other policy_kwargs?"
+            ) from None
+
+
+def _load_variables(variables: dict[str, torch.Tensor], state: Mapping[str, Any], exact_match: bool) -> None:
+    if exact_match and set(state) != set(variables):
+        raise ValueError(f"expected the variables {sorted(variables)}, got {sorted(state)}")
+    for key, value in state.items():
+        target = variables[key]
+        if not isinstance(value, torch.Tensor) or value.shape != target.shape:
+            raise ValueError(f"variable {key!r} must be a tensor of shape {tuple(target.shape)}")
+        with torch.no_grad():
+            target.copy_(value)
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, state: Mapping[str, Any]) -> None:
+    optimizer.load_state_dict(dict(state))
+    # load_state_dict checks the groups, not the tensors: a wrong shape would only fail at the next step.
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            for key, value in optimizer.state.get(parameter, {}).items():
+                if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape != parameter.shape:
+                    raise ValueError(f"optimizer state {key!r} has shape {tuple(value.shape)}")
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def load_model(
+    cls: type[ModelT],
+    path: PathOrFile,
+    env: EnvLike | None,
+    device: str | torch.device,
+    custom_objects: Mapping[str, Any] | None,
+    trusted_pickles: Iterable[str] | bool,
+    overrides: Mapping[str, Any],
+) -> ModelT:
+    custom = dict(custom_objects or {})
+    try:
+        loaded = read_model_zip(path, trusted_pickles, map_location="cpu")
+    except ModelFileError as error:
+        if isinstance(path, str | os.PathLike) and _is_replay_buffer_file(path):
+            raise ModelFileError(
+                error.path,
+                "is a replay buffer file, not a model: load it into a model with model.load_replay_buffer().",
+            ) from None
+        raise
+    fail = _failure(loaded.path)
+    metadata = loaded.metadata
+    algorithm = _algorithm(cls, metadata.get("algorithm"), fail)
+    params = _params(algorithm, loaded, custom, fail)
+    observation_space, action_space = _spaces(metadata, fail)
+    num_envs = _non_negative_int(metadata, "num_envs", fail) or 1
+    model = algorithm(**{**params, "device": device})
+    model.set_params(**overrides)
+    no_env = env is None and model._param("env") is None
+    if env is not None:
+        model.env = env
+    elif no_env:
+        model.env = placeholder_env(
+            loaded.path, model.algorithm_name, observation_space, action_space, num_envs
+        )
+    try:
+        model._setup()
+    except ValueError as error:  # an invalid parameter or env id in the file, or in the overrides
+        raise ModelFileError(loaded.path, f"could not be loaded: {error}") from None
+    if no_env:
+        model.__dict__["_env_argument"] = None
+        env_id = metadata.get("env_id")
+        model.env_id = env_id if isinstance(env_id, str) else None
+    actual = (model.observation_space, model.action_space)
+    check_spaces((observation_space, action_space), actual, "The env passed to load()", loaded.path)
+    groups = {name: sd for name, sd in loaded.state_dicts.items() if name != TRAINING_STATE}
+    _apply_parameters(model, groups, True, fail)
+    _restore_training_state(
+        model, metadata, loaded.state_dicts.get(TRAINING_STATE, {}), num_envs, fail, no_env
+    )
+    return model
+
+
+def _is_replay_buffer_file(path: str | os.PathLike[str]) -> bool:
+    try:
+        return read_metadata(path).get("kind") == replay_io.KIND
+    except (OSError, ValueError):
+        return False
+
+
+def _failure(path: str) -> Fail:
+    return lambda problem: ModelFileError(path, problem)
+
+
+def _algorithm(cls: type[ModelT], name: Any, fail: Fail) -> type[ModelT]:
+    known = algorithms()
+    if not isinstance(name, str) or name not in known:
+        raise fail(f"holds an unknown algorithm {name!r}; easyrl reads models of {', '.join(known)}.")
+    if cls.algorithm_name == name:
+        return cls
+    if cls.algorithm_name == "OffPolicyAlgorithm" and issubclass(known[name], cls):
+        # A subclass of cls, as checked above.
+        found: type[ModelT] = known[name]  # type: ignore[assignment]
+        return found
+    raise fail(
+        f"holds a {name} model, not a {cls.algorithm_name} one: load it with {name}.load(...) or easyrl.load(...)."
+    )
+
+
+def _params(algorithm: type[ModelT], loaded: LoadedZip, custom: dict[str, Any], fail: Fail) -> dict[str, Any]:
+    encoded = loaded.metadata.get("params")
+    if not isinstance(encoded, dict):
+        raise fail("has no parameters in its metadata.json; the file is damaged.")
+    fields = [field.name for field in dataclasses.fields(algorithm)]
+    unknown = sorted(set(encoded) - set(fields))
+    if unknown:
+        raise fail(
+            f"has parameter(s) {', '.join(unknown)} that this {algorithm.__name__} does not know; it was probably "
+            "saved by a newer easyrl (pip install --upgrade easyrl)."
+        )
+    valid_custom = set(fields) | set(pickled_names(encoded))
+    for name in sorted(set(custom) - valid_custom):
+        raise ValueError(
+            f"custom_objects[{name!r}] replaces nothing: {loaded.path} has no parameter or pickled value of that name."
+        )
+
+    def resolve(name: str) -> Any:
+        if name in custom:
+            return custom[name]
+        if name in loaded.pickled:
+            return loaded.pickled[name]
+        if name in loaded.untrusted_pickles:
+            raise untrusted_pickle_error(loaded.path, pickled_member(name), name)
+        raise fail(f"refers to a pickled value {name!r} that it does not contain; the file is damaged.")
+
+    top_level = {name: value for name, value in encoded.items() if name not in custom}
+    if "policy_kwargs" in custom:
+        custom.pop(ACTIVATION_KEY, None)
+    try:
+        params = decode_params(top_level, resolve)
+    except ModelFileError:
+        raise
+    except ValueError as error:
+        raise fail(f"{error}.") from None
+    return {**params, **{name: value for name, value in custom.items() if name in fields}}
+
+
+def _spaces(metadata: dict[str, Any], fail: Fail) -> tuple[gym.spaces.Box, gym.spaces.Box]:
+    spaces = []
+    for key in ("observation_space", "action_space"):
+        try:
+            space = space_from_json(metadata.get(key))
+        except ValueError as error:
+            raise fail(f"has an invalid {key} ({error}).") from None
+        if not isinstance(space, gym.spaces.Box):
+            raise fail(f"has a {type(space).__name__} {key}; easyrl models have Box spaces.")
+        spaces.append(space)
+    return spaces[0], spaces[1]
+
+
+def _non_negative_int(metadata: dict[str, Any], key: str, fail: Fail) -> int:
+    value = metadata.get(key, 0)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise fail(f"has an invalid {key} {value!r}; the file is damaged.")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- learner state
+def _restore_training_state(
+    model: OffPolicyAlgorithm,
+    metadata: dict[str, Any],
+    tensors: Mapping[str, Any],
+    num_envs: int,
+    fail: Fail,
+    no_env: bool,
+) -> None:
+    state = metadata.get("training_state")
+    try:
+        model.num_timesteps = _non_negative_int(metadata, "num_timesteps", fail)
+        model._n_updates = _non_negative_int(metadata, "n_updates", fail)
+        model._episode_num = _non_negative_int(metadata, "episodes", fail)
+        if not isinstance(state, dict):
+            raise TypeError("training_state is not a JSON object")
+        model._np_rng.bit_generator.state = state["np_rng"]
+        model._seed_used = int(state["seed_used"])
+        model._env_seed = None if state["env_seed"] is None else int(state["env_seed"])
+        model.ep_info_buffer.clear()
+        model.ep_info_buffer.extend((float(r), int(n)) for r, n in state["episode_stats"])
+        # A CUDA generator's state means nothing to a CPU generator (and the other way round).
+        if state["generator_device"] == model._device.type:
+            model._torch_rng.set_state(tensors["torch_rng"])
+            model._predict_rng.set_state(tensors["predict_rng"])
+        same_envs = num_envs == model.num_envs
+        if model._noise is not None and state["noise"] is not None and same_envs:
+            model._noise.set_state(state["noise"])
+        env_state = checked_env_state(state["env"], num_envs)
+        model._stepper.seed_rng.bit_generator.state = env_state["seed_rng"]
+        last_obs = tensors.get("last_obs")
+        if last_obs is not None and tuple(last_obs.shape) != (num_envs, *model.observation_space.shape):
+            raise ValueError(f"last_obs has shape {tuple(last_obs.shape)}")
+        last = None if last_obs is None or not same_envs else np.asarray(last_obs.numpy())
+        if no_env:
+            model._pending_env_state = PendingEnvState(model.num_timesteps, env_state, last)  # type: ignore[attr-defined]
+        else:
+            restore_env(model, env_state, last)
+    except ModelFileError:
+        raise
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        RuntimeError,
+        IndexError,
+        AttributeError,
+        OverflowError,
+    ) as error:
+        raise fail(f"has a damaged training state ({type(error).__name__}: {error}).") from None
+
+
+def load(
+    path: PathOrFile,
+    env: EnvLike | None = None,
+    device: str | torch.device = "auto",
+    custom_objects: Mapping[str, Any] | None = None,
+    trusted_pickles: Iterable[str] | bool = (),
+    **overrides: Any,
+) -> OffPolicyAlgorithm:
+    """Load a model saved by any easyrl algorithm: the file names it (see ``SAC.load`` for the arguments)."""
+    from easyrl.algorithms.base import OffPolicyAlgorithm
+
+    return load_model(OffPolicyAlgorithm, path, env, device, custom_objects, trusted_pickles, overrides)

@@ -1,0 +1,118 @@
+"""``evaluate_policy``: run a model for a number of whole episodes and report their returns.
+
+Episode returns and lengths come from gymnasium's ``RecordEpisodeStatistics`` (added by
+:func:`easyrl.envs.make_vec_env` when the env lacks it), not from a hand-written sum.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, closing, nullcontext
+from typing import Any, Literal, Protocol, overload
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import VectorEnv
+
+from easyrl.envs import EnvLike, make_vec_env
+
+
+class Predictor(Protocol):
+    """Anything with SB3's ``predict``: an easyrl model, or a Stable-Baselines3 one."""
+
+    def predict(
+        self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = False
+    ) -> tuple[np.ndarray, Any]: ...
+
+
+@overload
+def evaluate_policy(
+    model: Predictor,
+    env: EnvLike,
+    n_eval_episodes: int = ...,
+    deterministic: bool = ...,
+    render: bool = ...,
+    return_episode_rewards: Literal[False] = ...,
+    *,
+    seed: int | None = ...,
+) -> tuple[float, float]: ...
+@overload
+def evaluate_policy(
+    model: Predictor,
+    env: EnvLike,
+    n_eval_episodes: int = ...,
+    deterministic: bool = ...,
+    render: bool = ...,
+    *,
+    return_episode_rewards: Literal[True],
+    seed: int | None = ...,
+) -> tuple[list[float], list[int]]: ...
+def evaluate_policy(
+    model: Predictor,
+    env: EnvLike,
+    n_eval_episodes: int = 10,
+    deterministic: bool = True,
+    render: bool = False,
+    return_episode_rewards: bool = False,
+    *,
+    seed: int | None = None,
+) -> tuple[float, float] | tuple[list[float], list[int]]:
+    """Run ``model`` for ``n_eval_episodes`` whole episodes and return the mean and std of their returns.
+
+    Args:
+        model: the policy; ``model.predict(obs, deterministic=...)`` picks the actions.
+        env: an env id, a ``gymnasium.Env``, a vector env, or a function returning an env. The env is
+            reset first, so an episode in progress is abandoned. Envs built here (from an id or a
+            function) are closed afterwards; an env passed in stays open.
+        n_eval_episodes: number of finished episodes to average over. With a vector env of n envs,
+            env i contributes ``(n_eval_episodes + i) // n`` episodes (as in SB3), so short episodes
+            are not over-represented.
+        deterministic: use the policy's deterministic actions (the mean of SAC's Gaussian) rather
+            than sampled ones.
+        render: call ``env.render()`` after every step (create the env with a ``render_mode``).
+        return_episode_rewards: return the per-episode returns and lengths instead of the mean and std.
+        seed: seed of the first reset (env i gets ``seed + i``), for repeatable evaluations.
+
+    Returns:
+        ``(mean_return, std_return)`` as floats, or ``(episode_returns, episode_lengths)`` as lists of
+        ``n_eval_episodes`` floats and ints when ``return_episode_rewards=True``.
+    """
+    if not isinstance(n_eval_episodes, int) or isinstance(n_eval_episodes, bool) or n_eval_episodes < 1:
+        raise ValueError(f"n_eval_episodes={n_eval_episodes!r} is invalid: it must be an integer >= 1.")
+    with _vector_env(env) as vec_env:
+        returns, lengths = _run_episodes(model, vec_env, n_eval_episodes, deterministic, render, seed)
+    if return_episode_rewards:
+        return returns, lengths
+    return float(np.mean(returns)), float(np.std(returns))
+
+
+def _vector_env(env: EnvLike) -> AbstractContextManager[VectorEnv]:
+    """``env`` as a vector env with episode statistics; closed on exit only if it was built here."""
+    vec_env = make_vec_env(env, 1)
+    built_here = isinstance(env, str) or (callable(env) and not isinstance(env, gym.Env | VectorEnv))
+    if built_here:
+        return closing(vec_env)
+    return nullcontext(vec_env)
+
+
+def _run_episodes(
+    model: Predictor, env: VectorEnv, n_episodes: int, deterministic: bool, render: bool, seed: int | None
+) -> tuple[list[float], list[int]]:
+    n_envs = env.num_envs
+    targets = np.array([(n_episodes + i) // n_envs for i in range(n_envs)])
+    counts = np.zeros(n_envs, dtype=int)
+    returns: list[float] = []
+    lengths: list[int] = []
+    obs, _ = env.reset(seed=seed)
+    while (counts < targets).any():
+        actions, _ = model.predict(obs, deterministic=deterministic)
+        obs, _, _, _, infos = env.step(actions)
+        if render:
+            env.render()
+        if "_episode" not in infos:
+            continue
+        for i in np.flatnonzero(infos["_episode"]):
+            if counts[i] < targets[i]:
+                returns.append(float(infos["episode"]["r"][i]))
+                lengths.append(int(infos["episode"]["l"][i]))
+                counts[i] += 1
+    return returns, lengths
