@@ -113,8 +113,14 @@ class CriticEnsemble(nn.Module):
         )
         self.activation = activation_fn()
 
-    def forward(self, obs: torch.Tensor, actions: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
-        """Q-values of shape (n_critics, B).
+    def forward(
+        self,
+        obs: torch.Tensor,
+        actions: torch.Tensor,
+        detach_params: bool = False,
+        members: int | None = None,
+    ) -> torch.Tensor:
+        """Q-values of shape (n_critics, B), or (members, B) for only the first ``members`` critics.
 
         ``detach_params=True`` evaluates the critics as fixed functions: gradients flow to the
         inputs (the actor's actions) but none are computed for the critics' own weights.
@@ -122,8 +128,8 @@ class CriticEnsemble(nn.Module):
         x = torch.cat([obs, actions], dim=-1)
         last = len(self.layers) - 1
         for i, layer in enumerate(cast(list[EnsembleLinear], self.layers)):
-            weight: torch.Tensor = layer.weight
-            bias: torch.Tensor = layer.bias
+            weight: torch.Tensor = layer.weight[:members]
+            bias: torch.Tensor = layer.bias[:members]
             if detach_params:
                 weight, bias = weight.detach(), bias.detach()
             x = layer(x, weight, bias)

@@ -8,24 +8,21 @@ exploration, logging, callbacks -- lives here once.
 
 from __future__ import annotations
 
-import copy
-import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass
-from pathlib import Path
-from typing import IO, Any, ClassVar, NamedTuple, Self
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
-from torch import nn
 
 from easyrl import _validation as v
-from easyrl.algorithms import checkpoint, replay_io
+from easyrl.algorithms.checks import check_spaces, parse_train_freq, resolve_device, valid_device
 from easyrl.algorithms.estimator import BuiltFrom, Estimator
+from easyrl.algorithms.persistence import SaveLoadMixin
 from easyrl.buffers import ReplayBatch, ReplayBuffer
 from easyrl.callbacks import BaseCallback, CallbackLike, StepData, make_callback
 from easyrl.envs import EnvLike, EnvStepper, env_id_of, make_vec_env
@@ -39,13 +36,8 @@ POLICY_NAMES = ("MlpPolicy",)
 """SB3 policy names accepted as the ``policy`` argument (easyrl infers the policy anyway)."""
 
 
-class TrainFrequency(NamedTuple):
-    frequency: int
-    unit: str  # "step" or "episode"
-
-
 @dataclass(repr=False, eq=False)
-class OffPolicyAlgorithm(Estimator):
+class OffPolicyAlgorithm(Estimator, SaveLoadMixin):
     """Base class of SAC, TD3 and DDPG; see each one's docstring for its parameters.
 
     Common parameters (SB3's names and defaults):
@@ -134,7 +126,7 @@ class OffPolicyAlgorithm(Estimator):
             "n_envs": v.positive_int(),
             "stats_window_size": v.positive_int(),
             "verbose": v.Options((0, 1, 2)),
-            "device": v.Satisfies(_valid_device, "'auto', 'cpu', 'cuda', 'cuda:<index>' or a torch.device"),
+            "device": v.Satisfies(valid_device, "'auto', 'cpu', 'cuda', 'cuda:<index>' or a torch.device"),
         }
 
     def _setup(self) -> None:
@@ -184,7 +176,6 @@ class OffPolicyAlgorithm(Estimator):
         self.__dict__["_built_policy"] = policy.to(self._device)
         self.__dict__["_built_env"] = vec_env
         self._build_optimizers()
-        self._lr_schedule: Schedule = make_schedule(self.learning_rate)
         self.replay_buffer = ReplayBuffer(
             self.buffer_size, self.observation_space, self.action_dim, self.num_envs, self._device
         )
@@ -471,132 +462,3 @@ class OffPolicyAlgorithm(Estimator):
         self.logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
         self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
         self.logger.dump(step=self.num_timesteps)
-
-    # ------------------------------------------------------------------ saving and loading
-    # The work is in easyrl/algorithms/checkpoint.py and replay_io.py; the format is docs/model-format.md.
-    def save(self, path: str | os.PathLike[str] | IO[bytes]) -> Path | None:
-        """Write the model to one zip file, atomically; returns its path (``.zip`` is added if missing).
-
-        The file holds the parameters as JSON and the weights, optimizer states, counters and random
-        generators needed to continue training exactly; loading it runs no code from it. The env
-        object and the replay buffer (``save_replay_buffer``) are not in it. Given an open binary
-        file instead of a path, writes to it and returns None.
-        """
-        return checkpoint.save_model(self, path)
-
-    @classmethod
-    def load(
-        cls,
-        path: str | os.PathLike[str] | IO[bytes],
-        env: EnvLike | None = None,
-        device: str | torch.device = "auto",
-        custom_objects: Mapping[str, Any] | None = None,
-        trusted_pickles: Iterable[str] | bool = (),
-        **overrides: Any,
-    ) -> Self:
-        """A model saved by ``save``, on ``device``, ready to predict and to continue training.
-
-        Args:
-            env: the env to continue training on; by default the env id saved with the model (a model
-                built from an env object must be given one here or with ``set_env`` to train).
-            custom_objects: replacements for parameters, by name; the way to supply a value the file
-                holds only as a pickle (a callable schedule, say) without unpickling it.
-            trusted_pickles: names of pickled parameters to unpickle (or True for all): only for
-                files you trust, since unpickling can run any code.
-            overrides: constructor parameters to change, e.g. ``learning_starts=0``.
-        """
-        return checkpoint.load_model(cls, path, env, device, custom_objects, trusted_pickles, overrides)
-
-    def get_parameters(self) -> dict[str, dict[str, Any]]:
-        """The state dicts of the policy (``"policy"``), each optimizer and learned variables, by name."""
-        return checkpoint.get_parameters(self)
-
-    def set_parameters(
-        self,
-        load_path_or_dict: str | os.PathLike[str] | IO[bytes] | Mapping[str, Any],
-        exact_match: bool = True,
-    ) -> None:
-        """Load state dicts from ``get_parameters()`` or from a saved model file (its weights only).
-
-        With ``exact_match=False`` a subset of the groups, and of the policy's entries, may be given.
-        """
-        checkpoint.set_parameters(self, load_path_or_dict, exact_match)
-
-    def save_replay_buffer(self, path: str | os.PathLike[str] | IO[bytes]) -> Path | None:
-        """Write the replay buffer to its own zip of ``.npy`` arrays (no pickles), atomically; returns its path."""
-        return replay_io.save_replay_buffer(self, path)
-
-    def load_replay_buffer(self, path: str | os.PathLike[str] | IO[bytes]) -> None:
-        """Fill the replay buffer from a file of ``save_replay_buffer`` (same buffer_size and spaces)."""
-        replay_io.load_replay_buffer(self, path)
-
-    def set_env(self, env: EnvLike) -> None:
-        """Train on ``env`` from now on (same spaces and number of envs); its episodes start afresh."""
-        checkpoint.set_env(self, env)
-
-
-# ---------------------------------------------------------------------- helpers
-def parse_train_freq(train_freq: Any) -> TrainFrequency:
-    """``4`` -> (4, "step"); ``(1, "episode")`` -> (1, "episode"), with a clear error otherwise."""
-    if isinstance(train_freq, int) and not isinstance(train_freq, bool) and train_freq > 0:
-        return TrainFrequency(train_freq, "step")
-    if (
-        isinstance(train_freq, (tuple, list))
-        and len(train_freq) == 2
-        and isinstance(train_freq[0], int)
-        and train_freq[0] > 0
-        and train_freq[1] in ("step", "episode")
-    ):
-        return TrainFrequency(int(train_freq[0]), str(train_freq[1]))
-    raise ValueError(
-        f"train_freq={train_freq!r} is invalid: train_freq must be a positive integer (env steps) "
-        "or a tuple (n, 'step') / (n, 'episode') with n >= 1."
-    )
-
-
-def _valid_device(device: Any) -> bool:
-    if isinstance(device, torch.device):
-        return True
-    return isinstance(device, str) and (
-        device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")
-    )
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` picks CUDA when available; asking for CUDA without it is a clear error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} was requested but CUDA is not available; use device='cpu' or 'auto'."
-        )
-    return resolved
-
-
-def check_spaces(env: VectorEnv, algorithm: str) -> tuple[gym.spaces.Box, gym.spaces.Box]:
-    """The single-env observation and action spaces, checked for what these algorithms support."""
-    obs_space, action_space = env.single_observation_space, env.single_action_space
-    if not isinstance(action_space, gym.spaces.Box):
-        raise ValueError(
-            f"{algorithm} needs a continuous (Box) action space, but the env has {action_space}. "
-            "For discrete actions use a discrete-action algorithm such as DQN."
-        )
-    if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
-        raise ValueError(
-            f"{algorithm} needs finite action bounds, but the action space is {action_space}. "
-            "Wrap the env with gymnasium.wrappers.RescaleAction or ClipAction to give it bounds."
-        )
-    if not isinstance(obs_space, gym.spaces.Box):
-        raise ValueError(
-            f"easyrl supports Box observation spaces, but the env has {type(obs_space).__name__}. "
-            "Wrap the env with gymnasium.wrappers.FlattenObservation."
-        )
-    return obs_space, action_space
-
-
-def copy_module(module: nn.Module) -> nn.Module:
-    """A frozen copy of ``module`` for a target network (no gradients are ever computed for it)."""
-    target = copy.deepcopy(module)
-    target.requires_grad_(False)
-    return target

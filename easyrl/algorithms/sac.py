@@ -19,10 +19,10 @@ import torch
 from torch import nn
 
 from easyrl import _validation as v
-from easyrl.algorithms.base import OffPolicyAlgorithm, copy_module
+from easyrl.algorithms.base import OffPolicyAlgorithm
 from easyrl.buffers import ReplayBatch
 from easyrl.networks import CriticEnsemble, Policy, SquashedGaussianActor
-from easyrl.targets import soft_update
+from easyrl.updates import adam, frozen_copy, gradient_step, soft_update
 
 
 class SACPolicy(Policy):
@@ -32,7 +32,7 @@ class SACPolicy(Policy):
         super().__init__()
         self.actor = actor
         self.critic = critic
-        self.critic_target = copy_module(critic)
+        self.critic_target = frozen_copy(critic)
 
     def act(
         self, obs: torch.Tensor, deterministic: bool, generator: torch.Generator | None = None
@@ -85,12 +85,12 @@ class SAC(OffPolicyAlgorithm):
     def _build_optimizers(self) -> None:
         policy: SACPolicy = self._built_policy_module  # type: ignore[assignment]
         lr = 0.0  # set from the learning-rate schedule before every training phase
-        self.actor_optimizer = _adam(policy.actor.parameters(), lr)
-        self.critic_optimizer = _adam(policy.critic.parameters(), lr)
+        self.actor_optimizer = adam(policy.actor.parameters(), lr)
+        self.critic_optimizer = adam(policy.critic.parameters(), lr)
         if isinstance(self.ent_coef, str):
             initial = float(self.ent_coef[5:]) if self.ent_coef.startswith("auto_") else 1.0
             self.log_ent_coef = torch.tensor(np.log(initial), device=self._device, requires_grad=True)
-            self.ent_coef_optimizer: torch.optim.Optimizer | None = _adam([self.log_ent_coef], lr)
+            self.ent_coef_optimizer: torch.optim.Optimizer | None = adam([self.log_ent_coef], lr)
         else:
             self.log_ent_coef = torch.tensor(np.log(float(self.ent_coef)), device=self._device)
             self.ent_coef_optimizer = None
@@ -108,15 +108,10 @@ class SAC(OffPolicyAlgorithm):
         policy: SACPolicy = self._built_policy_module  # type: ignore[assignment]
         stats: dict[str, torch.Tensor] = {}
 
-        # Temperature: minimise −α (log π(a|s) + H̄) over log α.
-        # This step's losses use α from before its update, as SB3 does.
+        # This step's losses all use α from before its update, as SB3 does.
         actions_pi, log_prob = policy.actor(batch.observations, self._torch_rng)
         ent_coef = self.log_ent_coef.detach().exp()
         stats["ent_coef"] = ent_coef
-        if self.ent_coef_optimizer is not None:
-            ent_coef_loss = -(self.log_ent_coef * (log_prob.detach() + self._target_entropy)).mean()
-            _step(self.ent_coef_optimizer, ent_coef_loss)
-            stats["ent_coef_loss"] = ent_coef_loss.detach()
 
         # Critics: regress every Q_i to the clipped double-Q soft Bellman target.
         with torch.no_grad():
@@ -126,25 +121,22 @@ class SAC(OffPolicyAlgorithm):
             target_q = batch.rewards + (1.0 - batch.terminated) * self.gamma * soft_value
         current_q = policy.critic(batch.observations, batch.actions)
         critic_loss = 0.5 * (current_q - target_q).pow(2).mean(dim=1).sum()
-        _step(self.critic_optimizer, critic_loss)
+        gradient_step(self.critic_optimizer, critic_loss)
         stats["critic_loss"] = critic_loss.detach()
 
         # Actor: minimise E[α log π(a|s) − min_i Q_i(s, a)], a reparameterised (critics held fixed).
         q_pi = policy.critic(batch.observations, actions_pi, detach_params=True).min(dim=0).values
         actor_loss = (ent_coef * log_prob - q_pi).mean()
-        _step(self.actor_optimizer, actor_loss)
         stats["actor_loss"] = actor_loss.detach()
+        if self.ent_coef_optimizer is None:
+            gradient_step(self.actor_optimizer, actor_loss)
+        else:
+            # Temperature: minimise −α (log π(a|s) + H̄) over log α. Its gradient is independent of
+            # the actor's, so one backward pass serves both losses.
+            ent_coef_loss = -(self.log_ent_coef * (log_prob.detach() + self._target_entropy)).mean()
+            gradient_step((self.actor_optimizer, self.ent_coef_optimizer), actor_loss + ent_coef_loss)
+            stats["ent_coef_loss"] = ent_coef_loss.detach()
 
         if (self._n_updates + 1) % self.target_update_interval == 0:
             soft_update(policy.critic_target, policy.critic, self.tau)
         return stats
-
-
-def _adam(params: Any, lr: float) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=lr)
-
-
-def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()

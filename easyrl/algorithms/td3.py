@@ -23,10 +23,10 @@ import torch
 from torch import nn
 
 from easyrl import _validation as v
-from easyrl.algorithms.base import OffPolicyAlgorithm, copy_module
+from easyrl.algorithms.base import OffPolicyAlgorithm
 from easyrl.buffers import ReplayBatch
 from easyrl.networks import CriticEnsemble, DeterministicActor, Policy
-from easyrl.targets import soft_update
+from easyrl.updates import adam, frozen_copy, gradient_step, soft_update
 
 
 class TD3Policy(Policy):
@@ -35,9 +35,9 @@ class TD3Policy(Policy):
     def __init__(self, actor: DeterministicActor, critic: CriticEnsemble) -> None:
         super().__init__()
         self.actor = actor
-        self.actor_target = copy_module(actor)
+        self.actor_target = frozen_copy(actor)
         self.critic = critic
-        self.critic_target = copy_module(critic)
+        self.critic_target = frozen_copy(critic)
 
     def act(
         self, obs: torch.Tensor, deterministic: bool, generator: torch.Generator | None = None
@@ -96,8 +96,8 @@ class TD3(OffPolicyAlgorithm):
     def _build_optimizers(self) -> None:
         policy: TD3Policy = self._built_policy_module  # type: ignore[assignment]
         # lr is set from the learning-rate schedules before every training phase.
-        self.actor_optimizer = torch.optim.Adam(policy.actor.parameters(), lr=0.0)
-        self.critic_optimizer = torch.optim.Adam(policy.critic.parameters(), lr=0.0)
+        self.actor_optimizer = adam(policy.actor.parameters())
+        self.critic_optimizer = adam(policy.critic.parameters())
 
     def _optimizers(self) -> list[torch.optim.Optimizer]:
         return [self.actor_optimizer, self.critic_optimizer]
@@ -126,21 +126,17 @@ class TD3(OffPolicyAlgorithm):
         target_q = self._critic_target(policy, batch)
         current_q = policy.critic(batch.observations, batch.actions)
         critic_loss = (current_q - target_q).pow(2).mean(dim=1).sum()
-        _step(self.critic_optimizer, critic_loss)
+        gradient_step(self.critic_optimizer, critic_loss)
         stats["critic_loss"] = critic_loss.detach()
 
         # Delayed policy update: maximise Q_1(s, π(s)) (critics held fixed), then move the targets.
         if (self._n_updates + 1) % self.policy_delay == 0:
-            q_pi = policy.critic(batch.observations, policy.actor(batch.observations), detach_params=True)[0]
+            q_pi = policy.critic(
+                batch.observations, policy.actor(batch.observations), detach_params=True, members=1
+            )[0]
             actor_loss = -q_pi.mean()
-            _step(self.actor_optimizer, actor_loss)
+            gradient_step(self.actor_optimizer, actor_loss)
             stats["actor_loss"] = actor_loss.detach()
             soft_update(policy.critic_target, policy.critic, self.tau)
             soft_update(policy.actor_target, policy.actor, self.tau)
         return stats
-
-
-def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
