@@ -62,6 +62,8 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin):
         seed: seed of every random generator the model owns; same seed, same run on CPU.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
         verbose: 0 silent, 1 training tables, 2 debug messages.
+        compile_update: compile the networks with ``torch.compile`` (CUDA graphs on a GPU). Off by
+            default: on CPU it measured slower than eager; see benchmarks/README.md.
     """
 
     # A descriptor default is how dataclasses support "argument in, built object out" fields.
@@ -86,12 +88,13 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin):
     seed: int | None = None
     device: str | torch.device = "auto"
     verbose: int = 0
+    compile_update: bool = False
 
     algorithm_name: ClassVar[str] = "OffPolicyAlgorithm"
     default_net_arch: ClassVar[list[int]] = [256, 256]
     policy_kwargs_keys: ClassVar[frozenset[str]] = frozenset({"net_arch", "activation_fn", "n_critics"})
     _setup_params: ClassVar[frozenset[str]] = frozenset(
-        {"env", "policy", "buffer_size", "policy_kwargs", "n_envs", "seed", "device"}
+        {"env", "policy", "buffer_size", "policy_kwargs", "n_envs", "seed", "device", "compile_update"}
     )
 
     def __post_init__(self) -> None:
@@ -126,6 +129,7 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin):
             "n_envs": v.positive_int(),
             "stats_window_size": v.positive_int(),
             "verbose": v.Options((0, 1, 2)),
+            "compile_update": v.Options((False, True)),
             "device": v.Satisfies(valid_device, "'auto', 'cpu', 'cuda', 'cuda:<index>' or a torch.device"),
         }
 
@@ -176,6 +180,8 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin):
         self.__dict__["_built_policy"] = policy.to(self._device)
         self.__dict__["_built_env"] = vec_env
         self._build_optimizers()
+        if self.compile_update:
+            self._compile_networks()
         self.replay_buffer = ReplayBuffer(
             self.buffer_size, self.observation_space, self.action_dim, self.num_envs, self._device
         )
@@ -185,6 +191,17 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin):
         self._total_timesteps = 0
         self.ep_info_buffer: deque[tuple[float, int]] = deque(maxlen=self.stats_window_size)
         self._is_setup = True
+
+    def _compile_networks(self) -> None:
+        """The one place the speed-up switch acts: compile every network of the policy in place.
+
+        Each network is compiled on its own (``nn.Module.compile``), so parameter names, the
+        optimizers and the Python control flow of the updates (delays, intervals) are unchanged;
+        on a GPU, ``mode="reduce-overhead"`` replays the compiled kernels as CUDA graphs.
+        """
+        mode = "reduce-overhead" if self._device.type == "cuda" else None
+        for network in self._built_policy_module.children():
+            network.compile(mode=mode)
 
     @property
     def obs_dim(self) -> int:
