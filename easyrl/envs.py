@@ -87,9 +87,15 @@ def make_vec_env(env: EnvLike, n_envs: int = 1, *, autoreset: bool = True) -> Ve
         )
     if mode == AutoresetMode.DISABLED and not isinstance(env, VectorEnv):
         vec_env = _OwnResetOptions(vec_env)
-    if not _has_episode_statistics(vec_env):
-        vec_env = RecordEpisodeStatistics(vec_env)
+    if episode_statistics_key(vec_env) is None:
+        # A key of our own: a user's env wrapped in the single-env RecordEpisodeStatistics already
+        # reports under "episode", and the vector wrapper refuses to overwrite it.
+        vec_env = RecordEpisodeStatistics(vec_env, stats_key=STATS_KEY)
     return vec_env
+
+
+STATS_KEY = "easyrl_episode"
+"""The info key under which the vector envs easyrl builds report finished episodes."""
 
 
 class _OwnResetOptions(VectorWrapper):
@@ -116,14 +122,27 @@ def _checked_factory_call(factory: Callable[[], Any]) -> gym.Env:
     return made
 
 
-def _has_episode_statistics(env: VectorEnv) -> bool:
+def episode_statistics_key(env: VectorEnv) -> str | None:
+    """The info key of the env's ``RecordEpisodeStatistics`` wrapper, or None if it has none."""
     while True:
         if isinstance(env, RecordEpisodeStatistics):
-            return True
+            key: str = env._stats_key
+            return key
         inner = getattr(env, "env", None)
         if not isinstance(inner, VectorEnv):
-            return False
+            return None
         env = inner
+
+
+def finished_episodes(infos: dict[str, Any], key: str) -> tuple[np.ndarray, list[float], list[int]]:
+    """The envs whose episode ended in this step, with those episodes' returns and lengths."""
+    if f"_{key}" not in infos:
+        return np.zeros(0, dtype=np.int64), [], []
+    # A copy: RecordEpisodeStatistics hands out its own array, which a masked reset clears.
+    infos[f"_{key}"] = np.array(infos[f"_{key}"], dtype=bool)
+    ended = np.flatnonzero(infos[f"_{key}"])
+    stats = infos[key]
+    return ended, [float(r) for r in stats["r"][ended]], [int(n) for n in stats["l"][ended]]
 
 
 def autoreset_mode(env: VectorEnv) -> AutoresetMode:
@@ -171,6 +190,7 @@ class EnvStepper:
     def __init__(self, env: VectorEnv, seed: int | None = None) -> None:
         self.env = env
         self.mode = autoreset_mode(env)
+        self.stats_key = episode_statistics_key(env) or STATS_KEY
         n_envs = env.num_envs
         self.seed_rng = np.random.default_rng(seed)
         self.episode_seeds = np.full(n_envs, -1, dtype=np.int64)  # -1: unknown (the env reset itself)
@@ -206,14 +226,7 @@ class EnvStepper:
         dones = terminated | truncated
         valid = ~self._resetting
         self.steps_since_reset[valid] += 1
-        returns: list[float] = []
-        lengths: list[int] = []
-        if "_episode" in infos:
-            # A copy: RecordEpisodeStatistics hands out its own array, which a masked reset clears.
-            infos["_episode"] = np.array(infos["_episode"], dtype=bool)
-            ended = np.flatnonzero(infos["_episode"])
-            returns = [float(r) for r in infos["episode"]["r"][ended]]
-            lengths = [int(n) for n in infos["episode"]["l"][ended]]
+        _, returns, lengths = finished_episodes(infos, self.stats_key)
         next_obs = obs
         if self.mode == AutoresetMode.DISABLED and dones.any():
             obs = self._reset_finished(dones)

@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import VectorEnv
 
-from easyrl.envs import EnvLike, make_vec_env
+from easyrl.envs import STATS_KEY, EnvLike, episode_statistics_key, finished_episodes, make_vec_env
 
 
 class Predictor(Protocol):
@@ -102,17 +102,16 @@ def _run_episodes(
     counts = np.zeros(n_envs, dtype=int)
     returns: list[float] = []
     lengths: list[int] = []
+    stats_key = episode_statistics_key(env) or STATS_KEY
     obs, _ = env.reset(seed=seed)
     while (counts < targets).any():
         actions, _ = model.predict(obs, deterministic=deterministic)
         obs, _, _, _, infos = env.step(actions)
         if render:
             env.render()
-        if "_episode" not in infos:
-            continue
-        for i in np.flatnonzero(infos["_episode"]):
+        for i, episode_return, length in zip(*finished_episodes(infos, stats_key), strict=True):
             if counts[i] < targets[i]:
-                returns.append(float(infos["episode"]["r"][i]))
-                lengths.append(int(infos["episode"]["l"][i]))
+                returns.append(episode_return)
+                lengths.append(length)
                 counts[i] += 1
     return returns, lengths

@@ -110,3 +110,14 @@ def test_single_env_instance_cannot_make_several(estimator: type[Any]) -> None:
 def test_negative_total_timesteps(estimator: type[Any]) -> None:
     with pytest.raises(ValueError, match=r"total_timesteps=-1 is invalid"):
         estimator("Pendulum-v1", **FAST).learn(-1)
+
+
+def test_env_already_recording_episode_statistics(estimator: type[Any]) -> None:
+    """A user's env wrapped in gymnasium's RecordEpisodeStatistics trains and is counted once."""
+
+    def wrapped() -> gym.Env:  # type: ignore[type-arg]
+        return gym.wrappers.RecordEpisodeStatistics(gym.make("Pendulum-v1"))
+
+    model = estimator(wrapped, **FAST).learn(400)
+    assert [length for _, length in model.ep_info_buffer] == [200, 200]
+    assert model.score(n_episodes=1) < 0
