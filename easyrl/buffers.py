@@ -221,21 +221,25 @@ class ReplayBuffer:
             "action_dim": self.action_dim,
         }
 
-    def export_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """The stored transitions as views of the storage (no copies), and the bookkeeping as JSON.
-
-        Only the rows in use are exported, so a partly filled buffer exports its first rows.
-        """
-        used = int(self.count.max())
-        arrays = {
+    def _stored_arrays(self, used: int, side_store: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Views of the first ``used`` rows of every storage tensor, and the side store, by name."""
+        return {
             "observations": self.observations[:used],
             "actions": self.actions[:used],
             "rewards": self.rewards[:used],
             "terminated": self.terminated[:used],
             "ended": self.ended[:used],
             "final_id": self.final_id[:used],
-            "final_observations": self.final_observations,
+            "final_observations": side_store,
         }
+
+    def export_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """The stored transitions as views of the storage (no copies), and the bookkeeping as JSON.
+
+        Only the rows in use are exported, so a partly filled buffer exports its first rows.
+        """
+        used = int(self.count.max())
+        arrays = self._stored_arrays(used, self.final_observations)
         state = {
             **self._layout(),
             "rows_used": used,
@@ -279,15 +283,7 @@ class ReplayBuffer:
             (side, self.n_envs, *self.obs_shape), dtype=self.observations.dtype, device=self.device
         )
         self._pending_import = (used, pos, count, head, tail, side_store)
-        return {
-            "observations": self.observations[:used],
-            "actions": self.actions[:used],
-            "rewards": self.rewards[:used],
-            "terminated": self.terminated[:used],
-            "ended": self.ended[:used],
-            "final_id": self.final_id[:used],
-            "final_observations": side_store,
-        }
+        return self._stored_arrays(used, side_store)
 
     def cancel_import(self) -> None:
         """Forget :meth:`import_targets` before anything was copied; the buffer is unchanged."""

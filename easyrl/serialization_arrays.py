@@ -137,27 +137,35 @@ def _write_device_tensor(out: IO[bytes], tensor: torch.Tensor, dtype: np.dtype[A
         out.write(flat[start : start + step].cpu().numpy().tobytes())
 
 
-def _read_array(reader: ZipReader, member: str) -> np.ndarray:
-    info = reader.info(member)
+def read_npy_header(reader: ZipReader, member: str) -> tuple[tuple[int, ...], np.dtype[Any], bool]:
+    """Shape, dtype and Fortran order of a plain numeric ``.npy`` member whose size matches its header.
+
+    Reads only the header; object arrays (which would need unpickling) are refused.
+    """
     with reader.open(member) as stream:
         try:
             version = np.lib.format.read_magic(stream)
             if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+                shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
             elif version == (2, 0):
-                shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+                shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
             else:
                 raise ValueError(f"unsupported .npy version {version}")
         except ValueError as error:
             raise reader.error(f"has a member {member!r} that is not a valid .npy array ({error}).") from None
-        if dtype.hasobject or dtype.kind not in _ARRAY_KINDS or dtype.fields is not None:
-            raise reader.error(
-                f"has a member {member!r} of dtype {dtype}, which is not a plain numeric array (object "
-                "arrays would need unpickling); it was refused."
-            )
-        expected = stream.tell() + math.prod(shape) * dtype.itemsize
-    if expected != info.file_size:
+        offset = stream.tell()
+    if dtype.hasobject or dtype.kind not in _ARRAY_KINDS or dtype.fields is not None:
+        raise reader.error(
+            f"has a member {member!r} of dtype {dtype}, which is not a plain numeric array (object "
+            "arrays would need unpickling); it was refused."
+        )
+    if offset + math.prod(shape) * dtype.itemsize != reader.info(member).file_size:
         raise reader.error(f"has a damaged member {member!r} (its size does not match its .npy header).")
+    return tuple(shape), dtype, bool(fortran_order)
+
+
+def _read_array(reader: ZipReader, member: str) -> np.ndarray:
+    shape, dtype, _ = read_npy_header(reader, member)
     with reader.open(member) as stream:
         try:
             array = np.load(stream, allow_pickle=False)

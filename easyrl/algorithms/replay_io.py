@@ -8,7 +8,6 @@ costs no extra memory to save or load.
 
 from __future__ import annotations
 
-import math
 import os
 from typing import IO, TYPE_CHECKING, Any
 
@@ -26,6 +25,7 @@ from easyrl._zipsafe import (
     open_checked_zip,
 )
 from easyrl.serialization import write_arrays_zip
+from easyrl.serialization_arrays import read_npy_header
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -115,7 +115,11 @@ def _check_members(
         )
     last_obs = None
     for member in members:
-        shape, dtype = _npy_header(reader, member)
+        shape, dtype, fortran_order = read_npy_header(reader, member)
+        if fortran_order:  # the arrays are streamed straight into C-ordered storage
+            raise reader.error(
+                f"has a member {member!r} in Fortran order, which replay buffer files never use."
+            )
         name = member[: -len(".npy")]
         if name in targets:
             target = targets[name]
@@ -134,30 +138,6 @@ def _check_members(
         else:
             raise reader.error(f"has an unexpected member {member!r}; it was refused.")
     return last_obs
-
-
-def _npy_header(reader: ZipReader, member: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
-    """Shape and dtype of a plain numeric ``.npy`` member whose size matches its header."""
-    with reader.open(member) as stream:
-        try:
-            version = np.lib.format.read_magic(stream)
-            if version == (1, 0):
-                shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
-            elif version == (2, 0):
-                shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
-            else:
-                raise ValueError(f"unsupported .npy version {version}")
-        except ValueError as error:
-            raise reader.error(f"has a member {member!r} that is not a valid .npy array ({error}).") from None
-        offset = stream.tell()
-    if dtype.hasobject or dtype.kind not in "biuf" or dtype.fields is not None or fortran_order:
-        raise reader.error(
-            f"has a member {member!r} of dtype {dtype}, which is not a plain numeric array (object arrays "
-            "would need unpickling); it was refused."
-        )
-    if offset + math.prod(shape) * dtype.itemsize != reader.info(member).file_size:
-        raise reader.error(f"has a damaged member {member!r} (its size does not match its .npy header).")
-    return tuple(shape), dtype
 
 
 def _copy_member(reader: ZipReader, member: str, target: torch.Tensor) -> None:
