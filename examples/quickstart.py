@@ -2,7 +2,7 @@
 
     python examples/quickstart.py [--steps 5000] [--seed 0] [--out sac_pendulum.zip]
 
-Takes about a minute on 2 CPU cores. A mean return above -250 means the pendulum is swung up
+Takes one to two minutes on 2 CPU cores. A mean return above -250 means the pendulum is swung up
 and balanced (random actions score about -1,200).
 """
 
