@@ -16,6 +16,10 @@ The newest slot of each column is not sampled until its successor is written (it
 observation is not known yet unless its episode ended), so a buffer of capacity N offers
 N - n_envs transitions once full.
 
+Because a column is one env's steps in order, n-step returns need no second store: ``sample``
+reads the next n - 1 slots of the drawn slot's column, stopping at an episode end or at the
+newest sampleable slot (see :meth:`ReplayBuffer.sample`).
+
 Saving (``easyrl.algorithms.replay_io``) exports views of the rows in use plus the host-side
 bookkeeping as JSON (:meth:`ReplayBuffer.export_state`), and loading copies the saved arrays
 straight into the preallocated storage (:meth:`ReplayBuffer.import_targets`), so neither holds
@@ -35,13 +39,20 @@ _INITIAL_SIDE_CAPACITY = 64
 
 
 class ReplayBatch(NamedTuple):
-    """A batch of transitions; shapes are (batch, ...) and dtypes float32."""
+    """A batch of transitions; shapes are (batch, ...) and dtypes float32.
+
+    With n-step returns, ``rewards`` is the discounted sum of the k ≤ n rewards in the window,
+    ``next_observations`` the observation after its last step, ``terminated`` whether that step
+    terminated the episode, and ``discounts`` is γ^k (γ for one-step transitions). Every target
+    is then ``rewards + discounts * (1 - terminated) * next_value``.
+    """
 
     observations: torch.Tensor
     actions: torch.Tensor
     rewards: torch.Tensor
     next_observations: torch.Tensor
     terminated: torch.Tensor
+    discounts: torch.Tensor
 
 
 def observation_storage_dtype(space: gym.spaces.Box) -> torch.dtype:
@@ -316,8 +327,19 @@ class ReplayBuffer:
             self._sampling_tables = (as_dev(start), as_dev(n_valid), as_dev(np.cumsum(n_valid)))
         return self._sampling_tables
 
-    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> ReplayBatch:
-        """Draw ``batch_size`` transitions uniformly, with replacement."""
+    def sample(
+        self, batch_size: int, generator: torch.Generator | None = None, *, gamma: float, n_steps: int = 1
+    ) -> ReplayBatch:
+        """Draw ``batch_size`` transitions uniformly, with replacement; ``gamma`` discounts them.
+
+        With ``n_steps`` > 1 each drawn slot t starts an n-step window: the rewards of slots
+        t, t+1, ... of the same env column are summed with discounts 1, γ, γ², ..., for n steps,
+        up to and including the step where the episode ended (terminated or truncated), and never
+        past the newest sampleable slot of the column (there the window is shorter). The batch's
+        next observation is the one after the window's last step (the true final observation if
+        the episode ended there), ``terminated`` is that step's, and ``discounts`` is γ^k for a
+        window of k steps. Which slots are drawn does not depend on ``n_steps``.
+        """
         total = self.n_sampleable
         if total == 0:
             raise ValueError(
@@ -327,21 +349,49 @@ class ReplayBuffer:
         start, n_valid, cumulative = self._tables()
         flat = torch.randint(0, total, (batch_size,), device=self.device, generator=generator)
         env = torch.searchsorted(cumulative, flat, right=True)
-        row = (start[env] + flat - (cumulative[env] - n_valid[env])) % self.rows
-        next_row = (row + 1) % self.rows
+        offset = flat - (cumulative[env] - n_valid[env])  # from the oldest slot of the env's column
+        row = (start[env] + offset) % self.rows
+        if n_steps == 1:
+            last, rewards = row, self.rewards[row, env]
+            discounts = torch.full((batch_size,), gamma, dtype=torch.float32, device=self.device)
+        else:
+            last, rewards, discounts = self._n_step_window(row, env, n_valid[env] - offset, gamma, n_steps)
+        next_row = (last + 1) % self.rows
         side = self.final_observations.shape[0]
-        ended = self.ended[row, env]
-        final_obs = self.final_observations[self.final_id[row, env] % side, env]
+        ended = self.ended[last, env]
+        final_obs = self.final_observations[self.final_id[last, env] % side, env]
         next_obs = torch.where(
             ended.view(-1, *([1] * len(self.obs_shape))), final_obs, self.observations[next_row, env]
         )
         return ReplayBatch(
             observations=self.observations[row, env].float(),
             actions=self.actions[row, env],
-            rewards=self.rewards[row, env],
+            rewards=rewards,
             next_observations=next_obs.float(),
-            terminated=self.terminated[row, env].float(),
+            terminated=self.terminated[last, env].float(),
+            discounts=discounts,
         )
+
+    def _n_step_window(
+        self, row: torch.Tensor, env: torch.Tensor, available: torch.Tensor, gamma: float, n_steps: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For windows starting at ``row``: their last slot, discounted reward sums and γ^length.
+
+        ``available`` (B,) is the number of sampleable slots from ``row`` on in each column; a window
+        takes at most that many steps, and stops after the first step that ended an episode.
+        """
+        step = torch.arange(n_steps, device=self.device)
+        rows = (row[:, None] + step) % self.rows  # (B, n): the window's slots, in time order
+        inside = step < available[:, None]
+        ended = self.ended[rows, env[:, None]] & inside
+        ended_before = ended.cumsum(dim=1) - ended.long()  # episode ends strictly before each step
+        included = inside & (ended_before == 0)
+        length = included.sum(dim=1)  # >= 1: the first step is always sampleable
+        powers = torch.tensor([gamma**k for k in range(n_steps + 1)], dtype=torch.float32, device=self.device)
+        # Slots outside the window may be stale or never written: select, never multiply by 0.
+        window_rewards = torch.where(included, self.rewards[rows, env[:, None]] * powers[:n_steps], 0.0)
+        last = rows.gather(1, (length - 1)[:, None]).squeeze(1)
+        return last, window_rewards.sum(dim=1), powers[length]
 
 
 def _is_int(value: Any) -> bool:

@@ -1,4 +1,4 @@
-"""Network building blocks: MLPs, the two actor types and a batched critic ensemble.
+"""Network building blocks: MLPs, the two actor types, a state-value network and a batched critic ensemble.
 
 Every network takes flat float observations (the policy flattens and, for uint8 images,
 rescales them first) and works on actions scaled to [-1, 1].
@@ -42,13 +42,19 @@ class SquashedGaussianActor(nn.Module):
         self.log_std = nn.Linear(last, action_dim)
 
     def forward(
-        self, obs: torch.Tensor, generator: torch.Generator | None = None, deterministic: bool = False
+        self,
+        obs: torch.Tensor,
+        generator: torch.Generator | None = None,
+        deterministic: bool = False,
+        reparameterize: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample actions (reparameterised) and their log-probabilities, shapes (B, A) and (B,).
 
         The log-probability includes the tanh change of variables,
         log π(a|s) = log N(u; μ, σ²) − Σ log(1 − tanh(u)²)  (Haarnoja et al. 2018, appendix C),
         with log(1 − tanh(u)²) = 2 (log 2 − u − softplus(−2u)) for numerical stability.
+        ``reparameterize=False`` draws the same actions as constants: only log π(a|s) carries
+        gradients to the parameters, as score-function (REINFORCE) estimates need.
         """
         latent = self.trunk(obs)
         mean = self.mean(latent)
@@ -57,6 +63,9 @@ class SquashedGaussianActor(nn.Module):
         log_std = self.log_std(latent).clamp(LOG_STD_MIN, LOG_STD_MAX)
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         pre_tanh = mean + noise * log_std.exp()
+        if not reparameterize:
+            pre_tanh = pre_tanh.detach()
+            noise = (pre_tanh - mean) / log_std.exp()
         gaussian_log_prob = -0.5 * noise.pow(2) - log_std - _LOG_SQRT_2PI
         log_det_tanh = 2.0 * (math.log(2.0) - pre_tanh - nn.functional.softplus(-2.0 * pre_tanh))
         return torch.tanh(pre_tanh), (gaussian_log_prob - log_det_tanh).sum(dim=-1)
@@ -74,6 +83,18 @@ class DeterministicActor(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.head(self.trunk(obs)))
+
+
+class StateValue(nn.Module):
+    """A state-value network V(s), shape (B,) (SAC v1's soft value function)."""
+
+    def __init__(self, obs_dim: int, hidden: Sequence[int], activation_fn: type[nn.Module]) -> None:
+        super().__init__()
+        self.trunk = mlp(obs_dim, hidden, activation_fn)
+        self.head = nn.Linear(hidden[-1] if hidden else obs_dim, 1)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(obs)).squeeze(-1)
 
 
 class EnsembleLinear(nn.Module):

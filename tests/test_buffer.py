@@ -24,7 +24,7 @@ def add_step(buf: ReplayBuffer, t: float, end: str | None = None, n_envs: int = 
 
 
 def all_transitions(buf: ReplayBuffer) -> set[tuple[float, float, float, float]]:
-    batch = buf.sample(4000, torch.Generator().manual_seed(0))
+    batch = buf.sample(4000, torch.Generator().manual_seed(0), gamma=0.99)
     rows = zip(
         batch.observations[:, 0].tolist(),
         batch.next_observations[:, 0].tolist(),
@@ -112,7 +112,7 @@ def test_sampling_is_uniform_over_transitions() -> None:
     buf = ReplayBuffer(100, box((2,)), 1)
     for t in range(11):
         add_step(buf, t)
-    batch = buf.sample(20_000, torch.Generator().manual_seed(1))
+    batch = buf.sample(20_000, torch.Generator().manual_seed(1), gamma=0.99)
     counts = np.bincount(batch.observations[:, 0].long().numpy(), minlength=10)
     assert counts.min() > 1_700 and counts.max() < 2_300  # 2,000 expected each
 
@@ -121,7 +121,7 @@ def test_sampling_an_empty_buffer_says_what_to_do() -> None:
     buf = ReplayBuffer(100, box((2,)), 1)
     add_step(buf, 0)
     with pytest.raises(ValueError, match="no complete transition"):
-        buf.sample(4)
+        buf.sample(4, gamma=0.99)
 
 
 def test_too_small_capacity_is_refused() -> None:

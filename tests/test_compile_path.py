@@ -16,7 +16,7 @@ def test_compiled_update_matches_eager(estimator: type[Any]) -> None:
     for model in models:
         model.learn(FAST["learning_starts"])  # warm-up only: no update yet, identical buffers
     initial = {k: t.clone() for k, t in models[0].policy.state_dict().items()}
-    batch = models[0].replay_buffer.sample(16, torch.Generator().manual_seed(0))
+    batch = models[0].replay_buffer.sample(16, torch.Generator().manual_seed(0), gamma=models[0].gamma)
     for model in models:
         model._torch_rng.manual_seed(1)
         for optimizer in model._optimizers():

@@ -69,6 +69,16 @@ def test_resume_with_several_envs_is_exact(tmp_path: Path) -> None:
     assert_same_learner(a, b)
 
 
+def test_resume_of_sac_v1_with_variants_is_exact(tmp_path: Path) -> None:
+    # The value network V, its target V̄ and V's optimizer are saved too; n-step sampling and REINFORCE
+    # draw from the same generators.
+    a, b = checkpoint_and_resume(
+        SAC, tmp_path, 400, 300, value_network=True, ent_coef=0.2, n_steps=3, actor_gradient="reinforce"
+    )
+    assert "value_optimizer" in b.get_parameters()
+    assert_same_learner(a, b)
+
+
 def test_resume_during_warm_up_is_exact(tmp_path: Path) -> None:
     # Saved at a boundary before learning starts: the warm-up's uniform actions continue the same stream.
     a, b = checkpoint_and_resume(DDPG, tmp_path, 200, 150, learning_starts=300)

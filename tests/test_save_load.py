@@ -342,8 +342,8 @@ def fill(model: Any, steps: int, end_every: int = 0, valid: np.ndarray | None = 
 
 
 def same_samples(a: Any, b: Any) -> None:
-    batch_a = a.replay_buffer.sample(512, torch.Generator().manual_seed(0))
-    batch_b = b.replay_buffer.sample(512, torch.Generator().manual_seed(0))
+    batch_a = a.replay_buffer.sample(512, torch.Generator().manual_seed(0), gamma=0.99)
+    batch_b = b.replay_buffer.sample(512, torch.Generator().manual_seed(0), gamma=0.99)
     for x, y in zip(batch_a, batch_b, strict=True):
         assert torch.equal(x, y)
 

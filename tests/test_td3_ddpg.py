@@ -24,7 +24,7 @@ def trained(estimator: type[TD3] = TD3, steps: int = 120, **kwargs: Any) -> TD3:
 
 
 def sample(model: TD3, batch_size: int = 32) -> ReplayBatch:
-    return model.replay_buffer.sample(batch_size, torch.Generator().manual_seed(0))
+    return model.replay_buffer.sample(batch_size, torch.Generator().manual_seed(0), gamma=model.gamma)
 
 
 def snapshot(module: torch.nn.Module) -> list[torch.Tensor]:

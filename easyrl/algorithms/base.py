@@ -52,6 +52,9 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin):
         batch_size: transitions per gradient step.
         tau: Polyak coefficient of the target networks, in (0, 1].
         gamma: discount factor, in [0, 1].
+        n_steps: length n of the n-step returns the critics regress to (1: one-step targets, SB3's
+            ``n_steps``): r_t + γ r_{t+1} + ... + γ^(k-1) r_{t+k-1} + γ^k (1 − terminated) V(s_{t+k}),
+            k = n, or fewer where the episode ends (terminated or truncated) inside the window.
         train_freq: train every ``n`` env steps, or ``(n, "step" | "episode")``.
         gradient_steps: gradient steps per env step of each env (-1: as many as steps collected).
         action_noise: exploration noise added to actions (see ``easyrl.noise``).
@@ -78,6 +81,7 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin):
     batch_size: int = 256
     tau: float = 0.005
     gamma: float = 0.99
+    n_steps: int = 1
     train_freq: int | tuple[int, str] = 1
     gradient_steps: int = 1
     action_noise: ActionNoise | None = None
@@ -125,6 +129,7 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin):
             "batch_size": v.positive_int(),
             "tau": v.Interval(0, 1, low_closed=False),
             "gamma": v.Interval(0, 1),
+            "n_steps": v.positive_int(),
             "gradient_steps": v.AnyOf((v.non_negative_int(), v.Options((-1,)))),
             "n_envs": v.positive_int(),
             "stats_window_size": v.positive_int(),
@@ -133,12 +138,16 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin):
             "device": v.Satisfies(valid_device, "'auto', 'cpu', 'cuda', 'cuda:<index>' or a torch.device"),
         }
 
+    def _check_combinations(self) -> None:
+        """Raise ValueError for settings that are valid alone but not together; subclasses add theirs."""
+
     def _setup(self) -> None:
         """Validate the parameters and build env, networks, buffer and generators (once)."""
         if self._is_setup:
             return
         params = self.get_params()
         v.check_params(params, self._constraints())
+        self._check_combinations()
         self._train_frequency = parse_train_freq(self.train_freq)
         if self._param("policy") not in (None, *POLICY_NAMES):
             raise ValueError(
@@ -434,7 +443,9 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin):
             for group in optimizer.param_groups:
                 group["lr"] = rate
         for _ in range(gradient_steps):
-            batch = self.replay_buffer.sample(self.batch_size, self._torch_rng)
+            batch = self.replay_buffer.sample(
+                self.batch_size, self._torch_rng, gamma=self.gamma, n_steps=self.n_steps
+            )
             stats = self._update(batch)
             self._n_updates += 1
             for key, value in stats.items():

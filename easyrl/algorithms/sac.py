@@ -7,6 +7,13 @@ Maximises reward plus policy entropy, E[Σ γ^t (r_t + α H(π(·|s_t)))]:
 - target critics Q̄ that follow the critics by Polyak averaging;
 - a temperature α tuned automatically so that the policy's entropy tracks a target
   (−dim(A) by default), by minimising −α (log π(a|s) + H̄).
+
+Variants (docs/variants.md): how the target critics combine (``critic_backup``), the actor's
+gradient estimator (``actor_gradient``), no entropy in the backup (``backup_entropy=False``),
+n-step targets (``n_steps``), and the original SAC with a state-value network
+(``value_network=True``, Haarnoja et al. 2018, "Soft Actor-Critic: Off-Policy Maximum Entropy
+Deep Reinforcement Learning with a Stochastic Actor"): the critics regress to r + γ V̄(s'),
+and V to E_{a~π}[min_i Q_i(s, a) − α log π(a|s)], with a fixed temperature.
 """
 
 from __future__ import annotations
@@ -21,18 +28,38 @@ from torch import nn
 from easyrl import _validation as v
 from easyrl.algorithms.base import OffPolicyAlgorithm
 from easyrl.buffers import ReplayBatch
-from easyrl.networks import CriticEnsemble, Policy, SquashedGaussianActor
+from easyrl.losses import (
+    ACTOR_GRADIENTS,
+    CRITIC_BACKUPS,
+    actor_loss,
+    bootstrapped_target,
+    check_critic_backup,
+    critic_backup,
+)
+from easyrl.networks import CriticEnsemble, Policy, SquashedGaussianActor, StateValue
+from easyrl.schedules import Schedule
 from easyrl.updates import adam, frozen_copy, gradient_step, soft_update
 
 
 class SACPolicy(Policy):
-    """The actor, the twin critics and their targets."""
+    """The actor, the twin critics and their targets; with a state-value network (SAC v1), V and its
+    target V̄ take the target critics' place."""
 
-    def __init__(self, actor: SquashedGaussianActor, critic: CriticEnsemble) -> None:
+    critic_target: nn.Module
+    value: StateValue
+    value_target: nn.Module
+
+    def __init__(
+        self, actor: SquashedGaussianActor, critic: CriticEnsemble, value: StateValue | None = None
+    ) -> None:
         super().__init__()
         self.actor = actor
         self.critic = critic
-        self.critic_target = frozen_copy(critic)
+        if value is None:
+            self.critic_target = frozen_copy(critic)
+        else:
+            self.value = value
+            self.value_target = frozen_copy(value)
 
     def act(
         self, obs: torch.Tensor, deterministic: bool, generator: torch.Generator | None = None
@@ -47,8 +74,20 @@ class SAC(OffPolicyAlgorithm):
     SAC-specific parameters:
         ent_coef: the temperature α. ``"auto"`` learns it (starting at 1.0), ``"auto_0.1"`` learns
             it starting at 0.1, a float fixes it.
-        target_update_interval: update the target critics every this many gradient steps.
+        target_update_interval: update the target networks every this many gradient steps.
         target_entropy: the entropy the temperature steers toward; ``"auto"`` is −dim(A).
+        critic_backup: how the target critics' values at s' combine: ``"min"`` (clipped double Q),
+            ``"mean"``, ``"single"`` (each critic its own target) or ``"crossed"`` (each critic the
+            next one's target; needs 2 or more critics). See ``easyrl.losses.critic_backup``.
+        actor_gradient: ``"reparameterization"`` (through a = f(ε; s)) or ``"reinforce"`` (the
+            score-function estimate, without a baseline).
+        num_actor_samples: actions sampled per state for the actor's loss (and, with a value
+            network, for V's target).
+        backup_entropy: include −α log π(a'|s') in the critics' (or V's) target.
+        value_network: SAC v1: a state-value network V and its Polyak-averaged target V̄; the
+            critics regress to r + γ V̄(s'), V to min_i Q_i(s, a) − α log π(a|s), a ~ π. Needs a
+            fixed temperature (a float ``ent_coef``, as in the paper) and ``critic_backup`` "min"
+            or "mean" (how V's target combines the critics). V has the critics' ``net_arch``.
 
     Defaults follow SB3: learning_rate 3e-4, buffer_size 1M, learning_starts 100, batch_size 256,
     tau 0.005, gamma 0.99, train_freq 1, gradient_steps 1, net_arch [256, 256].
@@ -57,9 +96,15 @@ class SAC(OffPolicyAlgorithm):
     ent_coef: str | float = "auto"
     target_update_interval: int = 1
     target_entropy: str | float = "auto"
+    critic_backup: str = "min"
+    actor_gradient: str = "reparameterization"
+    num_actor_samples: int = 1
+    backup_entropy: bool = True
+    value_network: bool = False
 
     algorithm_name: ClassVar[str] = "SAC"
-    _setup_params = OffPolicyAlgorithm._setup_params | {"ent_coef"}
+    default_n_critics: ClassVar[int] = 2
+    _setup_params = OffPolicyAlgorithm._setup_params | {"ent_coef", "value_network"}
 
     def _constraints(self) -> dict[str, v.Constraint]:
         auto = v.Satisfies(
@@ -70,23 +115,45 @@ class SAC(OffPolicyAlgorithm):
             "ent_coef": v.AnyOf((v.Interval(0, None), auto)),
             "target_update_interval": v.positive_int(),
             "target_entropy": v.AnyOf((v.Interval(), v.Options(("auto",)))),
+            "critic_backup": v.Options(CRITIC_BACKUPS),
+            "actor_gradient": v.Options(ACTOR_GRADIENTS),
+            "num_actor_samples": v.positive_int(),
+            "backup_entropy": v.Options((True, False)),
+            "value_network": v.Options((False, True)),
         }
+
+    def _check_combinations(self) -> None:
+        n_critics = (self.policy_kwargs or {}).get("n_critics", self.default_n_critics)
+        check_critic_backup(self.critic_backup, n_critics, self.algorithm_name)
+        if self.value_network and isinstance(self.ent_coef, str):
+            raise ValueError(
+                f"value_network=True (SAC v1) uses a fixed temperature, as the paper does, but ent_coef="
+                f"{self.ent_coef!r}: pass a number, e.g. ent_coef=0.2 (the paper's reward scale 5 is α = 1/5)."
+            )
+        if self.value_network and self.critic_backup not in ("min", "mean"):
+            raise ValueError(
+                f"critic_backup={self.critic_backup!r} does not apply with value_network=True: the critics "
+                "regress to V̄(s'), and V to the 'min' or 'mean' of the critics; use one of those."
+            )
 
     # ------------------------------------------------------------------ networks
     def _build_policy(self, obs_dim: int, action_dim: int, policy_kwargs: dict[str, Any]) -> SACPolicy:
         activation = policy_kwargs.get("activation_fn", nn.ReLU)
         actor = SquashedGaussianActor(obs_dim, action_dim, self._net_arch(policy_kwargs, "pi"), activation)
+        critic_arch = self._net_arch(policy_kwargs, "qf")
         critic = CriticEnsemble(
-            obs_dim, action_dim, self._net_arch(policy_kwargs, "qf"), activation,
-            n_critics=policy_kwargs.get("n_critics", 2),
+            obs_dim, action_dim, critic_arch, activation,
+            n_critics=policy_kwargs.get("n_critics", self.default_n_critics),
         )  # fmt: skip
-        return SACPolicy(actor, critic)
+        value = StateValue(obs_dim, critic_arch, activation) if self.value_network else None
+        return SACPolicy(actor, critic, value)
 
     def _build_optimizers(self) -> None:
         policy: SACPolicy = self._built_policy_module  # type: ignore[assignment]
         lr = 0.0  # set from the learning-rate schedule before every training phase
         self.actor_optimizer = adam(policy.actor.parameters(), lr)
         self.critic_optimizer = adam(policy.critic.parameters(), lr)
+        self.value_optimizer = adam(policy.value.parameters(), lr) if self.value_network else None
         if isinstance(self.ent_coef, str):
             initial = float(self.ent_coef[5:]) if self.ent_coef.startswith("auto_") else 1.0
             self.log_ent_coef = torch.tensor(np.log(initial), device=self._device, requires_grad=True)
@@ -96,47 +163,90 @@ class SAC(OffPolicyAlgorithm):
             self.ent_coef_optimizer = None
 
     def _optimizers(self) -> list[torch.optim.Optimizer]:
-        optimizers = [self.actor_optimizer, self.critic_optimizer]
-        return optimizers + ([self.ent_coef_optimizer] if self.ent_coef_optimizer is not None else [])
+        optional = (self.value_optimizer, self.ent_coef_optimizer)
+        return [self.actor_optimizer, self.critic_optimizer, *(o for o in optional if o is not None)]
+
+    def _learning_rate_schedules(self) -> dict[torch.optim.Optimizer, Schedule]:
+        schedules = super()._learning_rate_schedules()
+        if self.value_optimizer is not None:  # V is a critic: it follows critic_learning_rate
+            schedules[self.value_optimizer] = schedules[self.critic_optimizer]
+        return schedules
 
     @property
     def _target_entropy(self) -> float:
         return -float(self.action_dim) if self.target_entropy == "auto" else float(self.target_entropy)
 
     # ------------------------------------------------------------------ update
+    def _critic_target(self, policy: SACPolicy, batch: ReplayBatch, ent_coef: torch.Tensor) -> torch.Tensor:
+        """y = r + γ (1 − terminated) (backup_i Q̄(s', a') − α log π(a'|s')), a' ~ π(·|s'), or
+        y = r + γ (1 − terminated) V̄(s') with a value network; (n-step) shape (B,) or (n_critics, B)."""
+        with torch.no_grad():
+            if self.value_network:
+                return bootstrapped_target(batch, policy.value_target(batch.next_observations))
+            next_actions, next_log_prob = policy.actor(batch.next_observations, self._torch_rng)
+            next_q = policy.critic_target(batch.next_observations, next_actions)
+            next_q = critic_backup(next_q, self.critic_backup)
+            if self.backup_entropy:
+                next_q = next_q - ent_coef * next_log_prob
+            return bootstrapped_target(batch, next_q)
+
     def _update(self, batch: ReplayBatch) -> dict[str, torch.Tensor]:
         policy: SACPolicy = self._built_policy_module  # type: ignore[assignment]
         stats: dict[str, torch.Tensor] = {}
 
         # This step's losses all use α from before its update, as SB3 does.
-        actions_pi, log_prob = policy.actor(batch.observations, self._torch_rng)
+        samples = self.num_actor_samples
+        observations = batch.observations if samples == 1 else batch.observations.repeat(samples, 1)
+        reparameterize = self.actor_gradient == "reparameterization"
+        actions_pi, log_prob = policy.actor(observations, self._torch_rng, reparameterize=reparameterize)
         ent_coef = self.log_ent_coef.detach().exp()
         stats["ent_coef"] = ent_coef
 
-        # Critics: regress every Q_i to the clipped double-Q soft Bellman target.
-        with torch.no_grad():
-            next_actions, next_log_prob = policy.actor(batch.next_observations, self._torch_rng)
-            next_q = policy.critic_target(batch.next_observations, next_actions).min(dim=0).values
-            soft_value = next_q - ent_coef * next_log_prob
-            target_q = batch.rewards + (1.0 - batch.terminated) * self.gamma * soft_value
+        # Critics: regress every Q_i to the soft Bellman target (clipped double Q by default).
+        target_q = self._critic_target(policy, batch, ent_coef)
         current_q = policy.critic(batch.observations, batch.actions)
         critic_loss = 0.5 * (current_q - target_q).pow(2).mean(dim=1).sum()
         gradient_step(self.critic_optimizer, critic_loss)
         stats["critic_loss"] = critic_loss.detach()
 
-        # Actor: minimise E[α log π(a|s) − min_i Q_i(s, a)], a reparameterised (critics held fixed).
-        q_pi = policy.critic(batch.observations, actions_pi, detach_params=True).min(dim=0).values
-        actor_loss = (ent_coef * log_prob - q_pi).mean()
-        stats["actor_loss"] = actor_loss.detach()
+        # Actor: minimise E[α log π(a|s) − min_i Q_i(s, a)], a ~ π (critics held fixed).
+        q_all = policy.critic(observations, actions_pi, detach_params=True)
+        loss = actor_loss(self.actor_gradient, log_prob, q_all.min(dim=0).values, ent_coef)
+        stats["actor_loss"] = loss.detach()
+        if self.value_network:
+            stats["value_loss"] = self._value_step(
+                policy, batch.observations, q_all.detach(), log_prob.detach(), ent_coef
+            )
         if self.ent_coef_optimizer is None:
-            gradient_step(self.actor_optimizer, actor_loss)
+            gradient_step(self.actor_optimizer, loss)
         else:
             # Temperature: minimise −α (log π(a|s) + H̄) over log α. Its gradient is independent of
             # the actor's, so one backward pass serves both losses.
             ent_coef_loss = -(self.log_ent_coef * (log_prob.detach() + self._target_entropy)).mean()
-            gradient_step((self.actor_optimizer, self.ent_coef_optimizer), actor_loss + ent_coef_loss)
+            gradient_step((self.actor_optimizer, self.ent_coef_optimizer), loss + ent_coef_loss)
             stats["ent_coef_loss"] = ent_coef_loss.detach()
 
         if (self._n_updates + 1) % self.target_update_interval == 0:
-            soft_update(policy.critic_target, policy.critic, self.tau)
+            if self.value_network:
+                soft_update(policy.value_target, policy.value, self.tau)
+            else:
+                soft_update(policy.critic_target, policy.critic, self.tau)
         return stats
+
+    def _value_step(
+        self,
+        policy: SACPolicy,
+        observations: torch.Tensor,
+        q: torch.Tensor,
+        log_prob: torch.Tensor,
+        ent_coef: torch.Tensor,
+    ) -> torch.Tensor:
+        """SAC v1: regress V(s) to E_{a~π}[backup_i Q_i(s, a) − α log π(a|s)] over the actor's samples."""
+        soft_q = critic_backup(q, self.critic_backup)
+        if self.backup_entropy:
+            soft_q = soft_q - ent_coef * log_prob
+        target = soft_q.view(self.num_actor_samples, -1).mean(dim=0)
+        value_loss = 0.5 * (policy.value(observations) - target).pow(2).mean()
+        assert self.value_optimizer is not None
+        gradient_step(self.value_optimizer, value_loss)
+        return value_loss.detach()

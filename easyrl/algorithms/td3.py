@@ -11,6 +11,9 @@ with three fixes to DDPG's overestimation and variance:
 - delayed policy updates: the critics learn every step, the actor (through Q_1 only) and all
   target networks every ``policy_delay`` steps.
 Exploration is the deterministic action plus ``action_noise`` (Gaussian in the paper).
+
+Variants (docs/variants.md): how the target critics combine (``critic_backup``) and n-step
+targets (``n_steps``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from torch import nn
 from easyrl import _validation as v
 from easyrl.algorithms.base import OffPolicyAlgorithm
 from easyrl.buffers import ReplayBatch
+from easyrl.losses import CRITIC_BACKUPS, bootstrapped_target, check_critic_backup, critic_backup
 from easyrl.networks import CriticEnsemble, DeterministicActor, Policy
 from easyrl.updates import adam, frozen_copy, gradient_step, soft_update
 
@@ -55,6 +59,9 @@ class TD3(OffPolicyAlgorithm):
         target_policy_noise: standard deviation σ̃ of the Gaussian noise added to the target
             policy's actions, in the scaled action range [-1, 1]; 0 disables target smoothing.
         target_noise_clip: the smoothing noise is clipped to [−c, c] with this c.
+        critic_backup: how the target critics' values at s' combine: ``"min"`` (clipped double Q),
+            ``"mean"``, ``"single"`` (each critic its own target) or ``"crossed"`` (each critic the
+            next one's target; needs 2 or more critics). See ``easyrl.losses.critic_backup``.
 
     Exploration noise is not added by default; pass e.g.
     ``action_noise=NormalActionNoise(np.zeros(n), 0.1 * np.ones(n))`` as the paper and rl-zoo do.
@@ -70,6 +77,7 @@ class TD3(OffPolicyAlgorithm):
     policy_delay: int = 2
     target_policy_noise: float = 0.2
     target_noise_clip: float = 0.5
+    critic_backup: str = "min"
 
     algorithm_name: ClassVar[str] = "TD3"
     default_net_arch: ClassVar[list[int]] = [400, 300]
@@ -81,7 +89,12 @@ class TD3(OffPolicyAlgorithm):
             "policy_delay": v.positive_int(),
             "target_policy_noise": v.Interval(0, None),
             "target_noise_clip": v.Interval(0, None),
+            "critic_backup": v.Options(CRITIC_BACKUPS),
         }
+
+    def _check_combinations(self) -> None:
+        n_critics = (self.policy_kwargs or {}).get("n_critics", self.default_n_critics)
+        check_critic_backup(self.critic_backup, n_critics, self.algorithm_name)
 
     # ------------------------------------------------------------------ networks
     def _build_policy(self, obs_dim: int, action_dim: int, policy_kwargs: dict[str, Any]) -> TD3Policy:
@@ -104,7 +117,11 @@ class TD3(OffPolicyAlgorithm):
 
     # ------------------------------------------------------------------ update
     def _critic_target(self, policy: TD3Policy, batch: ReplayBatch) -> torch.Tensor:
-        """y = r + γ (1 − terminated) min_i Q̄_i(s', clip(π̄(s') + ε, −1, 1)), shape (B,)."""
+        """y = r + γ (1 − terminated) min_i Q̄_i(s', clip(π̄(s') + ε, −1, 1)), shape (B,).
+
+        ``critic_backup`` replaces the min (shape (n_critics, B) for "single" and "crossed"), and
+        with ``n_steps`` > 1, r and γ are the n-step return and γ^k.
+        """
         with torch.no_grad():
             next_actions = policy.actor_target(batch.next_observations)
             if self.target_policy_noise > 0:
@@ -115,8 +132,8 @@ class TD3(OffPolicyAlgorithm):
                 clip = self.target_noise_clip
                 noise = (noise * self.target_policy_noise).clamp(-clip, clip)
                 next_actions = (next_actions + noise).clamp(-1.0, 1.0)
-            next_q = policy.critic_target(batch.next_observations, next_actions).min(dim=0).values
-            return batch.rewards + (1.0 - batch.terminated) * self.gamma * next_q
+            next_q = policy.critic_target(batch.next_observations, next_actions)
+            return bootstrapped_target(batch, critic_backup(next_q, self.critic_backup))
 
     def _update(self, batch: ReplayBatch) -> dict[str, torch.Tensor]:
         policy: TD3Policy = self._built_policy_module  # type: ignore[assignment]
