@@ -5,7 +5,7 @@
 Each variant is SAC with SB3's defaults plus one option from docs/variants.md. Every run is
 evaluated at the end with deterministic actions on the same seeded episodes; the table shows the
 mean and standard deviation over seeds of that final return. The defaults (5,000 steps, the budget
-in which default SAC solves Pendulum-v1; 2 seeds; 8 variants) take about 11 minutes on 2 CPU cores
+in which default SAC solves Pendulum-v1; 2 seeds; 8 variants) take 10 to 15 minutes on 2 CPU cores
 and only separate large effects: for a real comparison use more seeds, e.g. ``--seeds 5``, and
 ``--steps 3000`` to compare early learning. Random actions score about -1,200 on Pendulum-v1; a
 swung-up, balanced pendulum about -150.
