@@ -114,3 +114,13 @@ def test_env_and_policy_attributes(estimator: type[Any]) -> None:
     assert isinstance(model.env, gym.vector.VectorEnv) and model.env.num_envs == 1
     assert isinstance(model.policy, __import__("torch").nn.Module)
     assert model.replay_buffer.capacity == FAST["buffer_size"]
+
+
+def test_set_params_on_a_built_model_is_checked_and_leaves_nothing_half_set(estimator: type[Any]) -> None:
+    model = estimator("Pendulum-v1", **FAST).learn(60)
+    with pytest.raises(ValueError, match=r"tau=2.0 is invalid"):
+        model.set_params(batch_size=8, tau=2.0)
+    assert model.batch_size == FAST["batch_size"] and model.tau == 0.005
+    model.set_params(train_freq=(1, "episode"))  # read at every learn: takes effect
+    model.learn(200, reset_num_timesteps=False)
+    assert model._train_frequency == (1, "episode")

@@ -138,6 +138,11 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin):
             "device": v.Satisfies(valid_device, "'auto', 'cpu', 'cuda', 'cuda:<index>' or a torch.device"),
         }
 
+    def _validate_params(self) -> None:
+        v.check_params(self.get_params(), self._constraints())
+        self._check_combinations()
+        parse_train_freq(self.train_freq)
+
     def _check_combinations(self) -> None:
         """Raise ValueError for settings that are valid alone but not together; subclasses add theirs."""
 
@@ -145,10 +150,7 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin):
         """Validate the parameters and build env, networks, buffer and generators (once)."""
         if self._is_setup:
             return
-        params = self.get_params()
-        v.check_params(params, self._constraints())
-        self._check_combinations()
-        self._train_frequency = parse_train_freq(self.train_freq)
+        self._validate_params()
         if self._param("policy") not in (None, *POLICY_NAMES):
             raise ValueError(
                 f"policy={self._param('policy')!r} is not supported; leave it out (easyrl infers the policy) "
@@ -362,6 +364,7 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin):
         if not isinstance(total_timesteps, int) or isinstance(total_timesteps, bool) or total_timesteps < 0:
             raise ValueError(f"total_timesteps={total_timesteps!r} is invalid: it must be an integer >= 0.")
         self._setup()
+        self._train_frequency = parse_train_freq(self.train_freq)  # may have changed since the last learn
         if reset_num_timesteps:
             self.num_timesteps = 0
             self._episode_num = 0

@@ -71,9 +71,11 @@ class Estimator:
         """Set constructor parameters; returns ``self``.
 
         Parameters that shape what was built (the env, networks, buffer, device, seed) cannot
-        change once the model is built: clone the model instead.
+        change once the model is built: clone the model instead. On a built model the new values
+        are checked at once, and an invalid one leaves every parameter as it was.
         """
         valid = {f.name for f in self._param_fields()}
+        previous = {name: self._param(name) for name in params if name in valid}
         for name, value in params.items():
             if name not in valid:
                 raise ValueError(
@@ -86,7 +88,17 @@ class Estimator:
                     f"Create a new model instead, e.g. sklearn.base.clone(model).set_params({name}=...)."
                 )
             setattr(self, name, value)
+        if self._is_setup:
+            try:
+                self._validate_params()
+            except ValueError:
+                for name, value in previous.items():
+                    setattr(self, name, value)
+                raise
         return self
+
+    def _validate_params(self) -> None:
+        """Raise ValueError for an invalid parameter value or combination; estimators define it."""
 
     def __repr__(self) -> str:
         shown = []
