@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
@@ -23,11 +22,11 @@ from easyrl import _validation as v
 from easyrl.algorithms.checks import check_spaces, parse_train_freq, resolve_device, valid_device
 from easyrl.algorithms.estimator import BuiltFrom, Estimator
 from easyrl.algorithms.persistence import SaveLoadMixin
+from easyrl.algorithms.reporting import ReportingMixin
 from easyrl.buffers import ReplayBatch, ReplayBuffer
 from easyrl.callbacks import BaseCallback, CallbackLike, StepData, make_callback
 from easyrl.envs import EnvLike, EnvStepper, env_id_of, make_vec_env
-from easyrl.evaluation import evaluate_policy
-from easyrl.logger import Logger, configure, next_run_dir
+from easyrl.logger import Logger, configure
 from easyrl.networks import Policy
 from easyrl.noise import ActionNoise, VectorizedActionNoise
 from easyrl.schedules import Schedule, make_schedule
@@ -37,7 +36,7 @@ POLICY_NAMES = ("MlpPolicy",)
 
 
 @dataclass(repr=False, eq=False)
-class OffPolicyAlgorithm(Estimator, SaveLoadMixin):
+class OffPolicyAlgorithm(Estimator, SaveLoadMixin, ReportingMixin):
     """Base class of SAC, TD3 and DDPG; see each one's docstring for its parameters.
 
     Common parameters (SB3's names and defaults):
@@ -320,32 +319,6 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin):
             scaled = np.clip(scaled + self._noise().reshape(self.num_envs, -1), -1.0, 1.0)
         return scaled.astype(np.float32)
 
-    def score(self, env: EnvLike | None = None, n_episodes: int = 10, deterministic: bool = True) -> float:
-        """Mean return over ``n_episodes`` whole episodes (scikit-learn's name; see ``evaluate_policy``).
-
-        ``env=None`` evaluates on a new env built like the training env (never the training env
-        itself, which is mid-episode), seeded from the model's seed, so the score is repeatable.
-        """
-        self._setup()
-        seed = None
-        if env is None:
-            env, seed = self._fresh_env(), self._seed_used
-        mean_return, _ = evaluate_policy(self, env, n_episodes, deterministic, seed=seed)
-        return mean_return
-
-    def _fresh_env(self) -> EnvLike:
-        """What ``evaluate_policy`` can build a new env like the training env from."""
-        env_arg = self._param("env")
-        if isinstance(env_arg, str) or (callable(env_arg) and not isinstance(env_arg, gym.Env | VectorEnv)):
-            return env_arg  # an id or a factory: evaluate_policy builds a new env from it, and closes it
-        spec = getattr(env_arg, "spec", None)
-        if spec is None:
-            raise ValueError(
-                f"score() cannot build a new env like the {type(env_arg).__name__} the model was given (it has "
-                "no registered spec); pass one: model.score(env=...) with an env id, an env or a factory."
-            )
-        return lambda: gym.make(spec)
-
     # ------------------------------------------------------------------ training
     def learn(
         self,
@@ -455,41 +428,3 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin):
                 self.logger.record_mean(f"train/{key}", value)
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/learning_rate", make_schedule(self.learning_rate)(progress_remaining))
-
-    # ------------------------------------------------------------------ logging
-    @property
-    def mean_episode_return(self) -> float | None:
-        """Mean return of the last ``stats_window_size`` finished episodes (None before the first)."""
-        if not self._is_setup or not self.ep_info_buffer:
-            return None
-        return float(np.mean([r for r, _ in self.ep_info_buffer]))
-
-    def _configure_logger(self, tb_log_name: str | None, reset_num_timesteps: bool) -> None:
-        if getattr(self, "_custom_logger", False):
-            return
-        formats = ["stdout"] if self.verbose >= 1 else []
-        folder = None
-        if self.tensorboard_log is not None:
-            formats += ["csv", "json", "tensorboard"]
-            # A continued run (reset_num_timesteps=False) appends to the latest run's folder.
-            folder = next_run_dir(
-                self.tensorboard_log, tb_log_name or self.algorithm_name, reuse_latest=not reset_num_timesteps
-            )
-        self.logger = configure(folder, formats, append=not reset_num_timesteps)
-
-    def set_logger(self, logger: Logger) -> None:
-        """Use ``logger`` (from ``easyrl.logger.configure``) instead of the one built from ``verbose``."""
-        self.logger = logger
-        self._custom_logger = True
-
-    def _dump_logs(self) -> None:
-        elapsed = max(time.perf_counter() - self._start_time, 1e-9)
-        fps = int((self.num_timesteps - self._start_timesteps) / elapsed)
-        if self.ep_info_buffer:
-            self.logger.record("rollout/ep_rew_mean", float(np.mean([r for r, _ in self.ep_info_buffer])))
-            self.logger.record("rollout/ep_len_mean", float(np.mean([n for _, n in self.ep_info_buffer])))
-        self.logger.record("time/episodes", self._episode_num, exclude="tensorboard")
-        self.logger.record("time/fps", fps)
-        self.logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
-        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
-        self.logger.dump(step=self.num_timesteps)
