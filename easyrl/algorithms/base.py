@@ -3,7 +3,8 @@
 An algorithm subclass adds its own hyperparameters (dataclass fields) and supplies three
 things: ``_build_policy`` (its networks), ``_build_optimizers`` and ``_update(batch)`` (one
 gradient step, returning statistics as tensors). Everything else -- env handling, replay,
-exploration, logging, callbacks -- lives here once.
+exploration, callbacks, and (through the mixins in persistence.py and reporting.py) saving,
+scoring and logging -- lives here once.
 """
 
 from __future__ import annotations
