@@ -111,8 +111,14 @@ class EnsembleLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(n, 1, out_features).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        # x: (n, B, in) or (B, in), broadcast over the ensemble.
-        return torch.baddbmm(bias, x, weight) if x.dim() == 3 else torch.matmul(x, weight) + bias
+        """x: (n, B, in), or (B, in) shared by all members; ``weight`` and ``bias`` are this layer's
+        parameters or a slice or detached view of them."""
+        if x.dim() == 2:
+            x = x.expand(weight.shape[0], *x.shape)
+        if weight.shape[-1] == 1:
+            # Batched matrix-vector products are slow on CPUs (several times a multiply and sum).
+            return (x * weight.transpose(1, 2)).sum(dim=-1, keepdim=True) + bias
+        return torch.baddbmm(bias, x, weight)
 
 
 class CriticEnsemble(nn.Module):
@@ -149,8 +155,10 @@ class CriticEnsemble(nn.Module):
         x = torch.cat([obs, actions], dim=-1)
         last = len(self.layers) - 1
         for i, layer in enumerate(cast(list[EnsembleLinear], self.layers)):
-            weight: torch.Tensor = layer.weight[:members]
-            bias: torch.Tensor = layer.bias[:members]
+            weight: torch.Tensor = layer.weight
+            bias: torch.Tensor = layer.bias
+            if members is not None:  # (a slice's backward would zero-fill a full-size gradient)
+                weight, bias = weight[:members], bias[:members]
             if detach_params:
                 weight, bias = weight.detach(), bias.detach()
             x = layer(x, weight, bias)
