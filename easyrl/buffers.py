@@ -161,12 +161,18 @@ class ReplayBuffer:
 
         dones = (np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool))[envs]
         self._ended_host[rows, envs] = dones
-        idx = (torch.as_tensor(rows, device=self.device), torch.as_tensor(envs, device=self.device))
-        self.observations[idx] = self._to_device(np.asarray(obs)[envs], self.observations.dtype)
-        self.actions[idx] = self._to_device(np.asarray(actions)[envs], torch.float32)
-        self.rewards[idx] = self._to_device(np.asarray(rewards)[envs], torch.float32)
-        self.terminated[idx] = self._to_device(np.asarray(terminated)[envs], torch.bool)
-        self.ended[idx] = self._to_device(dones, torch.bool)
+        writes = (
+            (self.observations, np.asarray(obs)[envs]), (self.actions, np.asarray(actions)[envs]),
+            (self.rewards, np.asarray(rewards)[envs]), (self.terminated, np.asarray(terminated)[envs]),
+            (self.ended, dones),
+        )  # fmt: skip
+        if self.device.type == "cpu":  # through numpy views of the storage: no tensor built per step
+            for column, values in writes:
+                column.numpy()[rows, envs] = values
+        else:
+            idx = (torch.as_tensor(rows, device=self.device), torch.as_tensor(envs, device=self.device))
+            for column, values in writes:
+                column[idx] = self._to_device(values, column.dtype)
         if dones.any():
             self._store_final(rows[dones], envs[dones], np.asarray(next_obs)[envs[dones]])
 

@@ -70,6 +70,18 @@ class SquashedGaussianActor(nn.Module):
         log_det_tanh = 2.0 * (math.log(2.0) - pre_tanh - nn.functional.softplus(-2.0 * pre_tanh))
         return torch.tanh(pre_tanh), (gaussian_log_prob - log_det_tanh).sum(dim=-1)
 
+    def act(
+        self, obs: torch.Tensor, deterministic: bool, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Actions only: the same draws as ``forward``, without the log-probability (for acting)."""
+        latent = self.trunk(obs)
+        mean = self.mean(latent)
+        if deterministic:
+            return torch.tanh(mean)
+        std = self.log_std(latent).clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return torch.tanh(mean + noise * std)
+
 
 class DeterministicActor(nn.Module):
     """TD3/DDPG's policy: a = tanh(f(s)), bounded to [-1, 1]."""

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from easyrl.networks import CriticEnsemble
+from easyrl.networks import CriticEnsemble, SquashedGaussianActor
 from tests.conftest import FAST
 
 
@@ -109,3 +109,14 @@ def test_one_update_matches_the_plain_path(estimator: type[Any]) -> None:
     for key in fast:
         torch.testing.assert_close(fast[key], plain[key], rtol=1e-5, atol=1e-6, msg=key)
     assert all(not torch.equal(fast[key], before[key]) for key in fast if "critic." in key)
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_acting_skips_the_log_probability_but_not_the_draws(deterministic: bool) -> None:
+    torch.manual_seed(0)
+    actor = SquashedGaussianActor(5, 2, [16], nn.ReLU)
+    obs = torch.randn(9, 5)
+    with torch.no_grad():
+        full = actor(obs, torch.Generator().manual_seed(4), deterministic)[0]
+        fast = actor.act(obs, deterministic, torch.Generator().manual_seed(4))
+    torch.testing.assert_close(fast, full)

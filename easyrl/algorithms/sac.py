@@ -64,7 +64,7 @@ class SACPolicy(Policy):
     def act(
         self, obs: torch.Tensor, deterministic: bool, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        return self.actor(obs, generator, deterministic)[0]
+        return self.actor.act(obs, deterministic, generator)
 
 
 @dataclass(kw_only=True, repr=False, eq=False)
