@@ -1,0 +1,152 @@
+"""How far the gradient update is from its floor: the matrix products it cannot avoid.
+
+Usage:
+    python benchmarks/update_floor.py                  # SAC, TD3, DDPG on HalfCheetah-v4
+    python benchmarks/update_floor.py --algos TD3 --rounds 60
+
+For each algorithm (SB3's default hyperparameters, batch 256) this times, interleaved in one
+process so that the machine's drift hits all three alike:
+
+- ``sb3``: one SB3 gradient step (``model.train(gradient_steps=1)``), if SB3 is installed;
+- ``easyrl``: one easyrl gradient step (sampling included);
+- ``matmuls``: the matrix products of that easyrl step alone, replayed on preallocated tensors
+  of the same shapes. They are recorded from a real update (every ``mm``, ``addmm``, ``bmm``
+  and ``baddbmm`` it runs, forward and backward), so this is the time an update would take
+  if everything else in it (elementwise maths, optimizer, autograd and Python) were free.
+
+``matmuls / sb3`` is the best easyrl/SB3 time ratio any implementation of the same update in
+fp32 could reach on this machine; its inverse bounds the speed-up over SB3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import easyrl
+
+try:
+    import stable_baselines3 as sb3
+except ImportError:
+    sb3 = None
+
+SB3_DEFAULTS: dict[str, dict[str, Any]] = {
+    "SAC": dict(learning_rate=3e-4, net_arch=[256, 256]),
+    "TD3": dict(learning_rate=1e-3, net_arch=[400, 300]),
+    "DDPG": dict(learning_rate=1e-3, net_arch=[400, 300]),
+}
+MATMULS = {"mm", "addmm", "bmm", "baddbmm"}
+
+
+class RecordMatmuls(TorchDispatchMode):
+    """Records the operand shapes of every matrix product run under it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, list[torch.Size]]] = []
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        name = func.overloadpacket.__name__
+        if name in MATMULS:
+            self.calls.append((name, [a.shape for a in args if isinstance(a, torch.Tensor)]))
+        return func(*args, **(kwargs or {}))
+
+
+def replay(calls: list[tuple[str, list[torch.Size]]]) -> Callable[[], None]:
+    """A function running the recorded products on random tensors of the recorded shapes."""
+    prepared = []
+    for _, shapes in calls:
+        a, b = (torch.randn(shape) for shape in shapes[-2:])  # the two matrices (after any bias)
+        out = torch.empty(*a.shape[:-1], b.shape[-1])
+        prepared.append((torch.bmm if a.dim() == 3 else torch.mm, a, b, out))
+
+    def run() -> None:
+        for matmul, a, b, out in prepared:
+            matmul(a, b, out=out)
+
+    return run
+
+
+def build(algo: str, env_id: str, warmup: int) -> dict[str, Callable[[], None]]:
+    settings = SB3_DEFAULTS[algo]
+    common = dict(
+        learning_rate=settings["learning_rate"], batch_size=256, learning_starts=warmup, train_freq=1,
+        gradient_steps=1, policy_kwargs=dict(net_arch=settings["net_arch"]), seed=0, device="cpu",
+    )  # fmt: skip
+    model = getattr(easyrl, algo)(env_id, **common).learn(warmup + 50)
+
+    def easyrl_step() -> None:
+        batch = model.replay_buffer.sample(model.batch_size, model._torch_rng, gamma=model.gamma)
+        model._update(batch)
+        model._n_updates += 1
+
+    # Two consecutive steps (TD3 updates its actor every other step); replayed alternately.
+    floors = []
+    for _ in range(2):
+        recorder = RecordMatmuls()
+        with recorder:
+            easyrl_step()
+        floors.append(replay(recorder.calls))
+    turn = [0]
+
+    def matmuls() -> None:
+        floors[turn[0] % 2]()
+        turn[0] += 1
+
+    steps = {"easyrl": easyrl_step, "matmuls": matmuls}
+    if sb3 is not None:
+        baseline = getattr(sb3, algo)("MlpPolicy", gym.make(env_id), **common).learn(warmup + 50)
+        steps = {"sb3": lambda: baseline.train(gradient_steps=1, batch_size=256), **steps}
+    return steps
+
+
+def interleaved(steps: dict[str, Callable[[], None]], rounds: int, per_round: int) -> dict[str, float]:
+    """Median milliseconds per call of each function, timed in alternating blocks."""
+    for step in steps.values():
+        for _ in range(5):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    names = list(steps)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            start = time.perf_counter()
+            for _ in range(per_round):
+                steps[name]()
+            times[name].append((time.perf_counter() - start) / per_round * 1e3)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--algos", nargs="+", default=["SAC", "TD3", "DDPG"], choices=list(SB3_DEFAULTS))
+    parser.add_argument("--env", default="HalfCheetah-v4")
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=1000)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.env}, batch 256")
+    for algo in args.algos:
+        steps = build(algo, args.env, args.warmup)
+        ms = interleaved(steps, args.rounds, per_round=6)
+        print(f"\n{algo} ({SB3_DEFAULTS[algo]['net_arch']}), milliseconds per gradient step (median):")
+        for name, value in ms.items():
+            print(f"  {name:8s} {value:6.2f}")
+        if "sb3" in ms:
+            print(
+                f"  easyrl / sb3   {ms['easyrl'] / ms['sb3']:.2f}  (speed-up {ms['sb3'] / ms['easyrl']:.2f}x)"
+            )
+            print(
+                f"  matmuls / sb3  {ms['matmuls'] / ms['sb3']:.2f}  (best possible {ms['sb3'] / ms['matmuls']:.2f}x)"
+            )
+
+
+if __name__ == "__main__":
+    main()
