@@ -128,7 +128,7 @@ class EnsembleLinear(nn.Module):
         if x.dim() == 2:
             x = x.expand(weight.shape[0], *x.shape)
         if weight.shape[-1] == 1:
-            # Batched matrix-vector products are slow on CPUs (several times a multiply and sum).
+            # A batched matrix-vector product is several times slower on CPUs than multiply-and-sum.
             return (x * weight.transpose(1, 2)).sum(dim=-1, keepdim=True) + bias
         return torch.baddbmm(bias, x, weight)
 
