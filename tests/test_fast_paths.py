@@ -3,7 +3,8 @@
 Every estimator trains with a batched critic ensemble (matrix products over all critics at
 once, the output layer as a multiply-and-sum) and fused Adam. Here both are checked against
 their plain counterparts: separate ``nn.functional.linear`` critics and the per-tensor Adam
-loop, on fixed inputs, one full update step of each estimator.
+loop, on fixed inputs, one full update step of each estimator. SAC's acting path, which skips
+the log-probability, is checked against the full sampling path.
 """
 
 from __future__ import annotations
