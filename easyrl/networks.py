@@ -56,12 +56,9 @@ class SquashedGaussianActor(nn.Module):
         ``reparameterize=False`` draws the same actions as constants: only log π(a|s) carries
         gradients to the parameters, as score-function (REINFORCE) estimates need.
         """
-        latent = self.trunk(obs)
-        mean = self.mean(latent)
-        if deterministic:
+        mean, log_std, noise = self._draw(obs, generator, deterministic)
+        if log_std is None or noise is None:
             return torch.tanh(mean), torch.zeros(mean.shape[0], device=mean.device)
-        log_std = self.log_std(latent).clamp(LOG_STD_MIN, LOG_STD_MAX)
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         pre_tanh = mean + noise * log_std.exp()
         if not reparameterize:
             pre_tanh = pre_tanh.detach()
@@ -74,13 +71,22 @@ class SquashedGaussianActor(nn.Module):
         self, obs: torch.Tensor, deterministic: bool, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Actions only: the same draws as ``forward``, without the log-probability (for acting)."""
+        mean, log_std, noise = self._draw(obs, generator, deterministic)
+        if log_std is None or noise is None:
+            return torch.tanh(mean)
+        return torch.tanh(mean + noise * log_std.exp())
+
+    def _draw(
+        self, obs: torch.Tensor, generator: torch.Generator | None, deterministic: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """μ(s) and, unless deterministic, the clamped log σ(s) and a standard normal draw ε."""
         latent = self.trunk(obs)
         mean = self.mean(latent)
         if deterministic:
-            return torch.tanh(mean)
-        std = self.log_std(latent).clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
+            return mean, None, None
+        log_std = self.log_std(latent).clamp(LOG_STD_MIN, LOG_STD_MAX)
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return torch.tanh(mean + noise * std)
+        return mean, log_std, noise
 
 
 class DeterministicActor(nn.Module):
