@@ -26,22 +26,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import gymnasium as gym
 import torch
+from compare_sb3 import SB3_DEFAULTS, make_model, sb3  # this folder's side-by-side benchmark
 from torch.utils._python_dispatch import TorchDispatchMode
 
-import easyrl
-
-try:
-    import stable_baselines3 as sb3
-except ImportError:
-    sb3 = None
-
-SB3_DEFAULTS: dict[str, dict[str, Any]] = {
-    "SAC": dict(learning_rate=3e-4, net_arch=[256, 256]),
-    "TD3": dict(learning_rate=1e-3, net_arch=[400, 300]),
-    "DDPG": dict(learning_rate=1e-3, net_arch=[400, 300]),
-}
 MATMULS = {"mm", "addmm", "bmm", "baddbmm"}
 
 
@@ -50,19 +38,18 @@ class RecordMatmuls(TorchDispatchMode):
 
     def __init__(self) -> None:
         super().__init__()
-        self.calls: list[tuple[str, list[torch.Size]]] = []
+        self.shapes: list[list[torch.Size]] = []
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        name = func.overloadpacket.__name__
-        if name in MATMULS:
-            self.calls.append((name, [a.shape for a in args if isinstance(a, torch.Tensor)]))
+        if func.overloadpacket.__name__ in MATMULS:
+            self.shapes.append([a.shape for a in args if isinstance(a, torch.Tensor)])
         return func(*args, **(kwargs or {}))
 
 
-def replay(calls: list[tuple[str, list[torch.Size]]]) -> Callable[[], None]:
+def replay(calls: list[list[torch.Size]]) -> Callable[[], None]:
     """A function running the recorded products on random tensors of the recorded shapes."""
     prepared = []
-    for _, shapes in calls:
+    for shapes in calls:
         a, b = (torch.randn(shape) for shape in shapes[-2:])  # the two matrices (after any bias)
         out = torch.empty(*a.shape[:-1], b.shape[-1])
         prepared.append((torch.bmm if a.dim() == 3 else torch.mm, a, b, out))
@@ -75,12 +62,7 @@ def replay(calls: list[tuple[str, list[torch.Size]]]) -> Callable[[], None]:
 
 
 def build(algo: str, env_id: str, warmup: int) -> dict[str, Callable[[], None]]:
-    settings = SB3_DEFAULTS[algo]
-    common = dict(
-        learning_rate=settings["learning_rate"], batch_size=256, learning_starts=warmup, train_freq=1,
-        gradient_steps=1, policy_kwargs=dict(net_arch=settings["net_arch"]), seed=0, device="cpu",
-    )  # fmt: skip
-    model = getattr(easyrl, algo)(env_id, **common).learn(warmup + 50)
+    model = make_model("easyrl", algo, env_id, warmup, "cpu", False).learn(warmup + 50)
 
     def easyrl_step() -> None:
         batch = model.replay_buffer.sample(model.batch_size, model._torch_rng, gamma=model.gamma)
@@ -93,7 +75,7 @@ def build(algo: str, env_id: str, warmup: int) -> dict[str, Callable[[], None]]:
         recorder = RecordMatmuls()
         with recorder:
             easyrl_step()
-        floors.append(replay(recorder.calls))
+        floors.append(replay(recorder.shapes))
     turn = [0]
 
     def matmuls() -> None:
@@ -102,7 +84,7 @@ def build(algo: str, env_id: str, warmup: int) -> dict[str, Callable[[], None]]:
 
     steps = {"easyrl": easyrl_step, "matmuls": matmuls}
     if sb3 is not None:
-        baseline = getattr(sb3, algo)("MlpPolicy", gym.make(env_id), **common).learn(warmup + 50)
+        baseline = make_model("sb3", algo, env_id, warmup, "cpu", False).learn(warmup + 50)
         steps = {"sb3": lambda: baseline.train(gradient_steps=1, batch_size=256), **steps}
     return steps
 
