@@ -1,9 +1,10 @@
 """The speed-ups compute what the plain PyTorch formulation computes.
 
 Every estimator trains with a batched critic ensemble (matrix products over all critics at
-once, the output layer as a multiply-and-sum) and fused Adam. Here both are checked against
-their plain counterparts: separate ``nn.functional.linear`` critics and the per-tensor Adam
-loop, on fixed inputs, one full update step of each estimator. SAC's acting path, which skips
+once, the output layer as a multiply-and-sum) and fused Adam, stepped by calling its kernel with
+the gradients autograd returns. Here each is checked against its plain counterpart: separate
+``nn.functional.linear`` critics, ``Adam.step`` itself, and, for one full update step of each
+estimator on fixed inputs, both together against the per-tensor Adam loop. SAC's acting path, which skips
 the log-probability, is checked against the full sampling path.
 """
 
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from easyrl.networks import CriticEnsemble, SquashedGaussianActor
+from easyrl.updates import gradient_step
 from tests.conftest import FAST
 
 
@@ -75,6 +77,37 @@ def test_ensemble_with_fixed_parameters_passes_gradients_to_the_actions_only(mem
         assert all(p.grad is None for p in ensemble.parameters())
         action_grads.append(actions.grad)
     torch.testing.assert_close(action_grads[0], action_grads[1])
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        dict(amsgrad=True),
+        dict(weight_decay=0.1, maximize=True),
+        dict(weight_decay=0.1, decoupled_weight_decay=True),
+    ],
+    ids=["default", "amsgrad", "weight_decay-maximize", "decoupled"],
+)
+def test_direct_fused_adam_step_matches_adam_step(settings: dict[str, Any]) -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2), nn.Linear(2, 2))
+    unused = net[3]  # gets no gradient: Adam leaves it and its state alone
+    twin = copy.deepcopy(net)
+    direct = torch.optim.Adam(net.parameters(), lr=1e-2, fused=True, **settings)
+    stepped = torch.optim.Adam(twin.parameters(), lr=1e-2, fused=True, **settings)
+    before = copy.deepcopy(unused.state_dict())
+    for step in range(3):
+        x = torch.randn(16, 4, generator=torch.Generator().manual_seed(step))
+        gradient_step(direct, net[:3](x).pow(2).mean())
+        stepped.zero_grad()
+        twin[:3](x).pow(2).mean().backward()
+        stepped.step()
+    assert all(p.grad is None for p in net.parameters())
+    torch.testing.assert_close(net.state_dict(), twin.state_dict(), rtol=0, atol=0)
+    torch.testing.assert_close(unused.state_dict(), before, rtol=0, atol=0)
+    # The state is an ordinary Adam's: it saves, and loads into a stock Adam, unchanged.
+    torch.testing.assert_close(direct.state_dict(), stepped.state_dict(), rtol=0, atol=0)
 
 
 def plain_update(model: Any) -> Any:

@@ -138,13 +138,16 @@ def test_training_loop_updates_the_actor_every_policy_delay_steps() -> None:
     model = TD3("Pendulum-v1", seed=0, **{**FAST, "learning_starts": 20}, policy_delay=3)
     model._setup()
     updates = []
-    real_step = model.actor_optimizer.step
+    real_update = model._update
 
-    def counting_step(*args: Any, **kwargs: Any) -> Any:
-        updates.append(model._n_updates)
-        return real_step(*args, **kwargs)
+    def recording_update(batch: Any) -> Any:
+        before = [p.clone() for p in model.policy.actor.parameters()]
+        stats = real_update(batch)
+        if any(not torch.equal(a, b) for a, b in zip(before, model.policy.actor.parameters(), strict=True)):
+            updates.append(model._n_updates)
+        return stats
 
-    model.actor_optimizer.step = counting_step  # type: ignore[method-assign]
+    model._update = recording_update  # type: ignore[method-assign]
     model.learn(50)
     assert model._n_updates == 30
     assert updates == [2, 5, 8, 11, 14, 17, 20, 23, 26, 29]  # the 3rd, 6th, ... update (0-based counter)
