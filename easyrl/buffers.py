@@ -108,7 +108,7 @@ class ReplayBuffer:
         self._ended_host = np.zeros((rows, n_envs), dtype=bool)
         self._side_head = np.zeros(n_envs, dtype=np.int64)
         self._side_tail = np.zeros(n_envs, dtype=np.int64)
-        self._sampling_tables: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._sampling_tables: tuple[int, torch.Tensor | None, torch.Tensor | None] | None = None
         self._pending_import: (
             tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, torch.Tensor] | None
         ) = None
@@ -324,14 +324,28 @@ class ReplayBuffer:
         self._ended_host[:used] = self.ended[:used].cpu().numpy()
 
     # ------------------------------------------------------------------ sampling
-    def _tables(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per env: oldest slot, number of sampleable slots, and their running total."""
+    def _tables(self) -> tuple[int, torch.Tensor | None, torch.Tensor | None]:
+        """How a draw k in [0, n_sampleable) maps to a slot, rebuilt after every change.
+
+        Draws are numbered env by env, oldest slot first. Per env, ``cumulative`` holds the
+        running total of sampleable slots (so env = searchsorted(cumulative, k, right=True)), and
+        ``shift`` what turns k into the row (row = (k + shift[env]) mod rows). With one env the
+        shift is a plain number and no table is needed.
+        """
         if self._sampling_tables is None:
             n_valid = np.maximum(self.count - 1, 0)
-            start = (self.pos - self.count) % self.rows
-            as_dev = lambda a: torch.as_tensor(a, dtype=torch.int64).to(self.device)  # noqa: E731
-            self._sampling_tables = (as_dev(start), as_dev(n_valid), as_dev(np.cumsum(n_valid)))
+            cumulative = np.cumsum(n_valid)
+            shift = (self.pos - self.count) % self.rows - (cumulative - n_valid)
+            if self.n_envs == 1:
+                self._sampling_tables = (int(shift[0]), None, None)
+            else:
+                as_dev = lambda a: torch.as_tensor(a, dtype=torch.int64).to(self.device)  # noqa: E731
+                self._sampling_tables = (0, as_dev(shift), as_dev(cumulative))
         return self._sampling_tables
+
+    def _flat(self, storage: torch.Tensor) -> torch.Tensor:
+        """``storage`` (slots, n_envs, ...) viewed as one row per (slot, env): index = slot * n_envs + env."""
+        return storage.view(-1, *storage.shape[2:])
 
     def sample(
         self, batch_size: int, generator: torch.Generator | None = None, *, gamma: float, n_steps: int = 1
@@ -345,6 +359,9 @@ class ReplayBuffer:
         next observation is the one after the window's last step (the true final observation if
         the episode ended there), ``terminated`` is that step's, and ``discounts`` is γ^k for a
         window of k steps. Which slots are drawn does not depend on ``n_steps``.
+
+        Every read is a gather from a flat view of the storage (one index per transition), which
+        costs a fraction of indexing by (row, env) pairs.
         """
         total = self.n_sampleable
         if total == 0:
@@ -352,51 +369,64 @@ class ReplayBuffer:
                 "The replay buffer has no complete transition to sample yet; collect at least two steps "
                 "(set learning_starts >= 1)."
             )
-        start, n_valid, cumulative = self._tables()
-        flat = torch.randint(0, total, (batch_size,), device=self.device, generator=generator)
-        env = torch.searchsorted(cumulative, flat, right=True)
-        offset = flat - (cumulative[env] - n_valid[env])  # from the oldest slot of the env's column
-        row = (start[env] + offset) % self.rows
+        n_envs = self.n_envs
+        one_shift, shift, cumulative = self._tables()
+        draw = torch.randint(0, total, (batch_size,), device=self.device, generator=generator)
+        env: torch.Tensor | int = 0
+        if shift is None or cumulative is None:  # one env: draw k is row (k + shift) of its column
+            row = (draw + one_shift) % self.rows
+            slot = row
+        else:
+            env = torch.searchsorted(cumulative, draw, right=True)
+            row = (draw + shift[env]) % self.rows
+            slot = row * n_envs + env
+        rewards_flat, ended_flat = self.rewards.view(-1), self.ended.view(-1)
         if n_steps == 1:
-            last, rewards = row, self.rewards[row, env]
+            last, rewards = slot, rewards_flat.index_select(0, slot)
             discounts = torch.full((batch_size,), gamma, dtype=torch.float32, device=self.device)
         else:
-            last, rewards, discounts = self._n_step_window(row, env, n_valid[env] - offset, gamma, n_steps)
-        next_row = (last + 1) % self.rows
+            # Sampleable slots from the drawn one on: the env's running total minus the draw.
+            available = (total if cumulative is None else cumulative[env]) - draw
+            last, rewards, discounts = self._n_step_window(row, env, available, gamma, n_steps)
+        observations = self._flat(self.observations)
+        next_slot = (last + n_envs) % (self.rows * n_envs)  # same env, next row
         side = self.final_observations.shape[0]
-        ended = self.ended[last, env]
-        final_obs = self.final_observations[self.final_id[last, env] % side, env]
-        next_obs = torch.where(
-            ended.view(-1, *([1] * len(self.obs_shape))), final_obs, self.observations[next_row, env]
-        )
+        final_slot = self.final_id.view(-1).index_select(0, last) % side
+        if n_envs > 1:
+            final_slot = final_slot * n_envs + last % n_envs
+        final_obs = self._flat(self.final_observations).index_select(0, final_slot)
+        ended = ended_flat.index_select(0, last).view(-1, *([1] * len(self.obs_shape)))
+        next_obs = torch.where(ended, final_obs, observations.index_select(0, next_slot))
         return ReplayBatch(
-            observations=self.observations[row, env].float(),
-            actions=self.actions[row, env],
+            observations=observations.index_select(0, slot).float(),
+            actions=self._flat(self.actions).index_select(0, slot),
             rewards=rewards,
             next_observations=next_obs.float(),
-            terminated=self.terminated[last, env].float(),
+            terminated=self.terminated.view(-1).index_select(0, last).float(),
             discounts=discounts,
         )
 
     def _n_step_window(
-        self, row: torch.Tensor, env: torch.Tensor, available: torch.Tensor, gamma: float, n_steps: int
+        self, row: torch.Tensor, env: torch.Tensor | int, available: torch.Tensor, gamma: float, n_steps: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """For windows starting at ``row``: their last slot, discounted reward sums and γ^length.
+        """For windows starting at ``row`` of column ``env``: the flat index of their last slot,
+        their discounted reward sums and γ^length.
 
         ``available`` (B,) is the number of sampleable slots from ``row`` on in each column; a window
         takes at most that many steps, and stops after the first step that ended an episode.
         """
         step = torch.arange(n_steps, device=self.device)
         rows = (row[:, None] + step) % self.rows  # (B, n): the window's slots, in time order
+        slots = rows * self.n_envs + (env[:, None] if isinstance(env, torch.Tensor) else env)
         inside = step < available[:, None]
-        ended = self.ended[rows, env[:, None]] & inside
+        ended = self.ended.view(-1)[slots] & inside
         ended_before = ended.cumsum(dim=1) - ended.long()  # episode ends strictly before each step
         included = inside & (ended_before == 0)
         length = included.sum(dim=1)  # >= 1: the first step is always sampleable
         powers = torch.tensor([gamma**k for k in range(n_steps + 1)], dtype=torch.float32, device=self.device)
         # Slots outside the window may be stale or never written: select, never multiply by 0.
-        window_rewards = torch.where(included, self.rewards[rows, env[:, None]] * powers[:n_steps], 0.0)
-        last = rows.gather(1, (length - 1)[:, None]).squeeze(1)
+        window_rewards = torch.where(included, self.rewards.view(-1)[slots] * powers[:n_steps], 0.0)
+        last = slots.gather(1, (length - 1)[:, None]).squeeze(1)
         return last, window_rewards.sum(dim=1), powers[length]
 
 

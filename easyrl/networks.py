@@ -20,13 +20,26 @@ LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
-def mlp(input_dim: int, hidden: Sequence[int], activation_fn: type[nn.Module]) -> nn.Sequential:
+def mlp(input_dim: int, hidden: Sequence[int], activation_fn: type[nn.Module]) -> MLP:
     """Linear layers of the given widths, each followed by ``activation_fn``."""
     layers: list[nn.Module] = []
     for width in hidden:
         layers += [nn.Linear(input_dim, width), activation_fn()]
         input_dim = width
-    return nn.Sequential(*layers)
+    return MLP(*layers)
+
+
+class MLP(nn.Sequential):
+    """An ``nn.Sequential`` (same parameter names) that calls its layers' ``forward`` directly.
+
+    ``nn.Module.__call__`` spends a few microseconds per call on hook handling, as long as a
+    small layer's own work on one observation; the layers inside a network have no hooks.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self:
+            x = layer.forward(x)
+        return x
 
 
 class SquashedGaussianActor(nn.Module):
@@ -80,11 +93,11 @@ class SquashedGaussianActor(nn.Module):
         self, obs: torch.Tensor, generator: torch.Generator | None, deterministic: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """μ(s) and, unless deterministic, the clamped log σ(s) and a standard normal draw ε."""
-        latent = self.trunk(obs)
-        mean = self.mean(latent)
+        latent = self.trunk.forward(obs)
+        mean = self.mean.forward(latent)
         if deterministic:
             return mean, None, None
-        log_std = self.log_std(latent).clamp(LOG_STD_MIN, LOG_STD_MAX)
+        log_std = self.log_std.forward(latent).clamp(LOG_STD_MIN, LOG_STD_MAX)
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         return mean, log_std, noise
 
@@ -100,7 +113,7 @@ class DeterministicActor(nn.Module):
         self.head = nn.Linear(hidden[-1] if hidden else obs_dim, action_dim)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.head(self.trunk(obs)))
+        return torch.tanh(self.head.forward(self.trunk.forward(obs)))
 
 
 class StateValue(nn.Module):
@@ -112,7 +125,7 @@ class StateValue(nn.Module):
         self.head = nn.Linear(hidden[-1] if hidden else obs_dim, 1)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.head(self.trunk(obs)).squeeze(-1)
+        return self.head.forward(self.trunk.forward(obs)).squeeze(-1)
 
 
 class EnsembleLinear(nn.Module):
@@ -129,14 +142,19 @@ class EnsembleLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(n, 1, out_features).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """x: (n, B, in), or (B, in) shared by all members; ``weight`` and ``bias`` are this layer's
-        parameters or a slice or detached view of them."""
-        if x.dim() == 2:
-            x = x.expand(weight.shape[0], *x.shape)
-        if weight.shape[-1] == 1:
-            # A batched matrix-vector product is several times slower on CPUs than multiply-and-sum.
-            return (x * weight.transpose(1, 2)).sum(dim=-1, keepdim=True) + bias
-        return torch.baddbmm(bias, x, weight)
+        """See :func:`ensemble_linear`; ``weight`` and ``bias`` are this layer's parameters or a
+        slice or detached view of them."""
+        return ensemble_linear(x, weight, bias)
+
+
+def ensemble_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """x W_i + b_i for each member i: x (n, B, in), or (B, in) shared by all; weight (n, in, out), bias (n, 1, out)."""
+    if weight.shape[-1] == 1:
+        # A batched matrix-vector product is several times slower on CPUs than multiply-and-sum.
+        return (x * weight.transpose(1, 2)).sum(dim=-1, keepdim=True) + bias
+    if x.dim() == 2:
+        x = x.expand(weight.shape[0], *x.shape)
+    return torch.baddbmm(bias, x, weight)
 
 
 class CriticEnsemble(nn.Module):
@@ -179,9 +197,9 @@ class CriticEnsemble(nn.Module):
                 weight, bias = weight[:members], bias[:members]
             if detach_params:
                 weight, bias = weight.detach(), bias.detach()
-            x = layer(x, weight, bias)
+            x = ensemble_linear(x, weight, bias)  # the layers' and activation's forward, called directly
             if i < last:
-                x = self.activation(x)
+                x = self.activation.forward(x)
         return x.squeeze(-1)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import TypeGuard
 
@@ -103,9 +104,21 @@ def frozen_copy(module: nn.Module) -> nn.Module:
     return target
 
 
+_PARAMETER_LISTS: weakref.WeakKeyDictionary[
+    nn.Module, tuple[nn.Module, list[torch.Tensor], list[torch.Tensor]]
+] = weakref.WeakKeyDictionary()
+
+
 @torch.no_grad()
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
-    """Polyak averaging θ̄ ← (1 − τ) θ̄ + τ θ, as one fused call over all parameters."""
-    target_params: list[torch.Tensor] = list(target.parameters())
-    source_params: list[torch.Tensor] = list(source.parameters())
-    torch._foreach_lerp_(target_params, source_params, tau)
+    """Polyak averaging θ̄ ← (1 − τ) θ̄ + τ θ, as one fused call over all parameters.
+
+    The two parameter lists are built once per (target, source) pair: walking the modules costs
+    more than the averaging itself for small networks. Parameters are only ever changed in place
+    (training, ``load_state_dict``, ``.to``), so the lists stay valid.
+    """
+    cached = _PARAMETER_LISTS.get(target)
+    if cached is None or cached[0] is not source:
+        cached = (source, list(target.parameters()), list(source.parameters()))
+        _PARAMETER_LISTS[target] = cached
+    torch._foreach_lerp_(cached[1], cached[2], tau)

@@ -96,18 +96,22 @@ def test_windows_stay_in_their_env() -> None:
     assert seen[1003.0] == (30 + 0.5 * 40 + 0.25 * 50 + 0.125 * 60, 1007.0, 0.0, 0.0625)
 
 
-def test_one_step_windows_equal_the_plain_transitions_and_draw_the_same_slots() -> None:
-    buf = build({3: "terminated", 6: "truncated"}, 20, capacity=12)
+@pytest.mark.parametrize("n_envs", [1, 2])
+def test_one_step_windows_equal_the_plain_transitions_and_draw_the_same_slots(n_envs: int) -> None:
+    buf = build({3: "terminated", 6: "truncated"}, 20, capacity=12 * n_envs, n_envs=n_envs)
     plain = buf.sample(256, torch.Generator().manual_seed(1), gamma=0.9)
     assert torch.equal(plain.discounts, torch.full((256,), 0.9))
-    start, n_valid, cumulative = buf._tables()
-    flat = torch.randint(0, buf.n_sampleable, (256,), generator=torch.Generator().manual_seed(1))
-    env = torch.searchsorted(cumulative, flat, right=True)
-    offset = flat - (cumulative[env] - n_valid[env])
-    row = (start[env] + offset) % buf.rows
-    last, rewards, discounts = buf._n_step_window(row, env, n_valid[env] - offset, 0.9, 1)  # the general path
+    one_shift, shift, cumulative = buf._tables()
+    draw = torch.randint(0, buf.n_sampleable, (256,), generator=torch.Generator().manual_seed(1))
+    env: torch.Tensor | int = 0
+    if shift is None or cumulative is None:
+        row, available = (draw + one_shift) % buf.rows, buf.n_sampleable - draw
+    else:
+        env = torch.searchsorted(cumulative, draw, right=True)
+        row, available = (draw + shift[env]) % buf.rows, cumulative[env] - draw
+    last, rewards, discounts = buf._n_step_window(row, env, available, 0.9, 1)  # the general path
     assert (
-        torch.equal(last, row)
+        torch.equal(last, row * n_envs + env)
         and torch.equal(rewards, plain.rewards)
         and torch.equal(discounts, plain.discounts)
     )
