@@ -2,6 +2,11 @@
 
 Every network takes flat float observations (the policy flattens and, for uint8 images,
 rescales them first) and works on actions scaled to [-1, 1].
+
+Inside a network, layers are applied through their ``forward`` rather than by calling them:
+``nn.Module.__call__`` spends a few microseconds per call on hooks that these inner layers
+never have, which for small networks is as long as a layer's own work. The networks
+themselves are called normally.
 """
 
 from __future__ import annotations
@@ -30,11 +35,7 @@ def mlp(input_dim: int, hidden: Sequence[int], activation_fn: type[nn.Module]) -
 
 
 class MLP(nn.Sequential):
-    """An ``nn.Sequential`` (same parameter names) that calls its layers' ``forward`` directly.
-
-    ``nn.Module.__call__`` spends a few microseconds per call on hook handling, as long as a
-    small layer's own work on one observation; the layers inside a network have no hooks.
-    """
+    """An ``nn.Sequential`` (same parameter names) that applies its layers through ``forward``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self:
