@@ -149,7 +149,11 @@ def main() -> None:
             if "sb3" in measured:
                 ratios.append(measured["easyrl"] / measured["sb3"])
         line = "  ".join(f"{lib} {statistics.median(v):7.1f}" for lib, v in figures.items())
-        ratio = f"  ratio (median of {len(ratios)} pairs) {statistics.median(ratios):.2f}x" if ratios else ""
+        ratio = (
+            f"  ratio (median of {len(ratios)} pairs) {statistics.median(ratios):.2f}x"
+            f" [pairs {min(ratios):.2f}-{max(ratios):.2f}]"
+            if ratios else ""
+        )  # fmt: skip
         print(f"  {algo:5s} {line}{ratio}")
 
     print("\npredict latency, one observation (SAC network, deterministic):")
