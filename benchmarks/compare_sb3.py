@@ -9,8 +9,8 @@ Both libraries run with SB3's default hyperparameters for each algorithm. Each m
 first runs ``--warmup`` steps (random actions, excluded from timing), then times ``--steps``
 training steps. The libraries alternate within one process, pair after pair, and the figure
 reported is the median of the per-pair ratios, with the lowest and highest pair in brackets:
-these machines are noisy, and only a ratio measured side by side means much. stable-baselines3 is optional (``pip install
-"easyrl[compare]"``); without it only easyrl's figures are printed.
+these machines are noisy, and only a ratio measured side by side means much. stable-baselines3
+is optional (``pip install "easyrl[compare]"``); without it only easyrl's figures are printed.
 
 Do not run two benchmarks at once: two PyTorch processes on a 2-core machine slow each other
 down by 10x or more.
