@@ -344,7 +344,7 @@ class ReplayBuffer:
         return self._sampling_tables
 
     def _flat(self, storage: torch.Tensor) -> torch.Tensor:
-        """``storage`` (slots, n_envs, ...) viewed as one row per (slot, env): index = slot * n_envs + env."""
+        """``storage`` (rows, n_envs, ...) viewed with one entry per (row, env): index = row * n_envs + env."""
         return storage.view(-1, *storage.shape[2:])
 
     def sample(
@@ -380,9 +380,8 @@ class ReplayBuffer:
             env = torch.searchsorted(cumulative, draw, right=True)
             row = (draw + shift[env]) % self.rows
             slot = row * n_envs + env
-        rewards_flat, ended_flat = self.rewards.view(-1), self.ended.view(-1)
         if n_steps == 1:
-            last, rewards = slot, rewards_flat.index_select(0, slot)
+            last, rewards = slot, self._flat(self.rewards).index_select(0, slot)
             discounts = torch.full((batch_size,), gamma, dtype=torch.float32, device=self.device)
         else:
             # Sampleable slots from the drawn one on: the env's running total minus the draw.
@@ -391,18 +390,18 @@ class ReplayBuffer:
         observations = self._flat(self.observations)
         next_slot = (last + n_envs) % (self.rows * n_envs)  # same env, next row
         side = self.final_observations.shape[0]
-        final_slot = self.final_id.view(-1).index_select(0, last) % side
+        final_slot = self._flat(self.final_id).index_select(0, last) % side
         if n_envs > 1:
             final_slot = final_slot * n_envs + last % n_envs
         final_obs = self._flat(self.final_observations).index_select(0, final_slot)
-        ended = ended_flat.index_select(0, last).view(-1, *([1] * len(self.obs_shape)))
+        ended = self._flat(self.ended).index_select(0, last).view(-1, *([1] * len(self.obs_shape)))
         next_obs = torch.where(ended, final_obs, observations.index_select(0, next_slot))
         return ReplayBatch(
             observations=observations.index_select(0, slot).float(),
             actions=self._flat(self.actions).index_select(0, slot),
             rewards=rewards,
             next_observations=next_obs.float(),
-            terminated=self.terminated.view(-1).index_select(0, last).float(),
+            terminated=self._flat(self.terminated).index_select(0, last).float(),
             discounts=discounts,
         )
 
@@ -419,13 +418,13 @@ class ReplayBuffer:
         rows = (row[:, None] + step) % self.rows  # (B, n): the window's slots, in time order
         slots = rows * self.n_envs + (env[:, None] if isinstance(env, torch.Tensor) else env)
         inside = step < available[:, None]
-        ended = self.ended.view(-1)[slots] & inside
+        ended = self._flat(self.ended)[slots] & inside
         ended_before = ended.cumsum(dim=1) - ended.long()  # episode ends strictly before each step
         included = inside & (ended_before == 0)
         length = included.sum(dim=1)  # >= 1: the first step is always sampleable
         powers = torch.tensor([gamma**k for k in range(n_steps + 1)], dtype=torch.float32, device=self.device)
         # Slots outside the window may be stale or never written: select, never multiply by 0.
-        window_rewards = torch.where(included, self.rewards.view(-1)[slots] * powers[:n_steps], 0.0)
+        window_rewards = torch.where(included, self._flat(self.rewards)[slots] * powers[:n_steps], 0.0)
         last = slots.gather(1, (length - 1)[:, None]).squeeze(1)
         return last, window_rewards.sum(dim=1), powers[length]
 

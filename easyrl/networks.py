@@ -143,19 +143,15 @@ class EnsembleLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(n, 1, out_features).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """See :func:`ensemble_linear`; ``weight`` and ``bias`` are this layer's parameters or a
-        slice or detached view of them."""
-        return ensemble_linear(x, weight, bias)
-
-
-def ensemble_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """x W_i + b_i for each member i: x (n, B, in), or (B, in) shared by all; weight (n, in, out), bias (n, 1, out)."""
-    if weight.shape[-1] == 1:
-        # A batched matrix-vector product is several times slower on CPUs than multiply-and-sum.
-        return (x * weight.transpose(1, 2)).sum(dim=-1, keepdim=True) + bias
-    if x.dim() == 2:
-        x = x.expand(weight.shape[0], *x.shape)
-    return torch.baddbmm(bias, x, weight)
+        """x W_i + b_i for each member i, shape (n, B, out): x (n, B, in), or (B, in) shared by all;
+        ``weight`` (n, in, out) and ``bias`` (n, 1, out) are this layer's parameters or a slice or
+        detached view of them."""
+        if weight.shape[-1] == 1:
+            # A batched matrix-vector product is several times slower on CPUs than multiply-and-sum.
+            return (x * weight.transpose(1, 2)).sum(dim=-1, keepdim=True) + bias
+        if x.dim() == 2:
+            x = x.expand(weight.shape[0], *x.shape)
+        return torch.baddbmm(bias, x, weight)
 
 
 class CriticEnsemble(nn.Module):
@@ -198,7 +194,7 @@ class CriticEnsemble(nn.Module):
                 weight, bias = weight[:members], bias[:members]
             if detach_params:
                 weight, bias = weight.detach(), bias.detach()
-            x = ensemble_linear(x, weight, bias)  # the layers' and activation's forward, called directly
+            x = layer.forward(x, weight, bias)
             if i < last:
                 x = self.activation.forward(x)
         return x.squeeze(-1)
