@@ -1,0 +1,67 @@
+"""The benchmark scripts still run against the current code, on a small env and few steps.
+
+They print figures rather than assert speeds (speed is never a test); what is checked here is
+that their measurements are well formed: phases add up, products are recorded from a real update.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import math
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+ALGOS = ["SAC", "TD3", "DDPG"]
+ENV = "Pendulum-v1"
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], ModuleType]:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # the scripts import each other as top-level modules
+    return importlib.import_module
+
+
+def small_run(**extra: object) -> argparse.Namespace:
+    return argparse.Namespace(env=ENV, warmup=100, steps=40, device="cpu", compile=False, **extra)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_steps_per_second_times_the_requested_steps(bench, algo):
+    compare = bench("compare_sb3")
+    assert compare.steps_per_second("easyrl", algo, small_run()) > 0
+
+
+@pytest.mark.parametrize("library", ["easyrl", "sb3"])
+@pytest.mark.parametrize("algo", ALGOS)
+def test_step_phases_add_up_to_the_step(bench, algo, library):
+    if library == "sb3":
+        pytest.importorskip("stable_baselines3")
+    phases = bench("step_phases").phases(library, algo, small_run())
+    parts = ["act", "env step", "store", "sample", "update", "rest"]
+    assert math.isclose(sum(phases[key] for key in parts), phases["total"], rel_tol=1e-9)
+    assert all(phases[key] > 0 for key in parts if key != "rest")
+    assert phases["rest"] >= 0
+    assert 0 < phases["of which the env"] < phases["env step"]  # the wrappers cost something
+
+
+def test_env_step_alone_is_timed(bench):
+    assert bench("step_phases").env_step_alone(ENV, steps=50) > 0
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_update_floor_records_the_updates_products(bench, algo):
+    floor = bench("update_floor")
+    steps = floor.build(algo, ENV, warmup=100)
+    recorder = floor.RecordMatmuls()
+    with recorder:
+        steps["easyrl"]()
+    hidden = floor.SB3_DEFAULTS[algo]["net_arch"]
+    # Forward and backward products of every hidden layer, in both networks.
+    assert len(recorder.shapes) >= 6
+    assert any(tuple(shape[-2:]) == tuple(hidden) for shapes in recorder.shapes for shape in shapes)
+    steps["matmuls"]()  # the replay runs on tensors of the recorded shapes
