@@ -41,6 +41,18 @@ SB3_DEFAULTS: dict[str, dict[str, Any]] = {
     "TD3": dict(learning_rate=1e-3, net_arch=[400, 300]),
     "DDPG": dict(learning_rate=1e-3, net_arch=[400, 300]),
 }
+LIBRARIES = ["easyrl"] + (["sb3"] if sb3 is not None else [])
+
+
+def benchmark_parser(description: str | None) -> argparse.ArgumentParser:
+    """The options the scripts in this folder share: which algorithms, which env, how much warm-up."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--algos", nargs="+", default=list(SB3_DEFAULTS), choices=list(SB3_DEFAULTS))
+    parser.add_argument("--env", default="HalfCheetah-v4")
+    parser.add_argument("--warmup", type=int, default=1000, help="untimed random-action steps first")
+    return parser
 
 
 def make_model(library: str, algo: str, env_id: str, warmup: int, device: str, compile_update: bool) -> Any:
@@ -110,26 +122,20 @@ def buffer_bytes(library: str, env_id: str, capacity: int) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--algos", nargs="+", default=["SAC", "TD3", "DDPG"], choices=list(SB3_DEFAULTS))
-    parser.add_argument("--env", default="HalfCheetah-v4")
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--pairs", type=int, default=3, help="side-by-side pairs per algorithm")
     parser.add_argument("--steps", type=int, default=2000, help="timed training steps per run")
-    parser.add_argument("--warmup", type=int, default=1000, help="untimed random-action steps first")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compile", action="store_true", help="easyrl with compile_update=True")
     parser.add_argument("--memory-env", default="Humanoid-v4")
     parser.add_argument("--capacity", type=int, default=1_000_000)
     parser.add_argument("--only-memory", action="store_true")
     args = parser.parse_args()
-    libraries = ["easyrl"] + (["sb3"] if sb3 is not None else [])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     if sb3 is None:
         print("stable-baselines3 is not installed: showing easyrl only (pip install 'easyrl[compare]').")
 
-    memory = {lib: buffer_bytes(lib, args.memory_env, args.capacity) for lib in libraries}
+    memory = {lib: buffer_bytes(lib, args.memory_env, args.capacity) for lib in LIBRARIES}
     print(f"\nReplay buffer, {args.capacity:,} transitions of {args.memory_env}:")
     for lib, size in memory.items():
         print(f"  {lib:7s} {size / 1e9:6.3f} GB")
@@ -140,9 +146,9 @@ def main() -> None:
 
     print(f"\nTraining env-steps/s on {args.env} ({args.steps} timed steps after {args.warmup} warm-up):")
     for algo in args.algos:
-        ratios, figures = [], {lib: [] for lib in libraries}
+        ratios, figures = [], {lib: [] for lib in LIBRARIES}
         for pair in range(args.pairs):
-            order = libraries if pair % 2 == 0 else libraries[::-1]
+            order = LIBRARIES if pair % 2 == 0 else LIBRARIES[::-1]
             measured = {lib: steps_per_second(lib, algo, args) for lib in order}
             for lib, value in measured.items():
                 figures[lib].append(value)
@@ -157,7 +163,7 @@ def main() -> None:
         print(f"  {algo:5s} {line}{ratio}")
 
     print("\npredict latency, one observation (SAC network, deterministic):")
-    latency = {lib: predict_latency(lib, args) for lib in libraries}
+    latency = {lib: predict_latency(lib, args) for lib in LIBRARIES}
     for lib, seconds in latency.items():
         print(f"  {lib:7s} {seconds * 1e6:7.1f} us")
     if "sb3" in latency:

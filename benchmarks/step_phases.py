@@ -1,7 +1,7 @@
 """Where a training step's time goes, phase by phase, in easyrl and in SB3.
 
 Usage:
-    python benchmarks/step_phases.py                   # DDPG, TD3, SAC on HalfCheetah-v4
+    python benchmarks/step_phases.py                   # SAC, TD3, DDPG on HalfCheetah-v4
     python benchmarks/step_phases.py --algos TD3 --steps 3000
 
 Each library trains with SB3's default hyperparameters (as in ``compare_sb3.py``) for
@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
-from compare_sb3 import SB3_DEFAULTS, make_model, sb3  # this folder's side-by-side benchmark
+from compare_sb3 import LIBRARIES, benchmark_parser, make_model  # this folder's side-by-side benchmark
 
 PHASES = ["act", "env step", "of which the env", "store", "sample", "update", "rest", "total"]
 
@@ -106,21 +106,15 @@ def env_step_alone(env_id: str, steps: int = 3000) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--algos", nargs="+", default=["DDPG", "TD3", "SAC"], choices=list(SB3_DEFAULTS))
-    parser.add_argument("--env", default="HalfCheetah-v4")
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--warmup", type=int, default=1000)
+    parser = benchmark_parser(__doc__)
+    parser.add_argument("--steps", type=int, default=1500, help="timed training steps per run")
     args = parser.parse_args()
-    libraries = ["easyrl"] + (["sb3"] if sb3 is not None else [])
     print(f"Milliseconds per training step on {args.env} ({args.steps} steps after {args.warmup} warm-up):")
     for algo in args.algos:
-        figures = {library: phases(library, algo, args) for library in libraries}
-        print(f"{algo}:{''.join(f'{library:>10s}' for library in libraries)}")
+        figures = {library: phases(library, algo, args) for library in LIBRARIES}
+        print(f"{algo}:{''.join(f'{library:>10s}' for library in LIBRARIES)}")
         for key in PHASES:
-            print(f"  {key:18s}" + "".join(f"{figures[library][key]:10.3f}" for library in libraries))
+            print(f"  {key:18s}" + "".join(f"{figures[library][key]:10.3f}" for library in LIBRARIES))
     print(f"{args.env}'s own step alone, in a tight loop: {env_step_alone(args.env):.3f} ms")
 
 

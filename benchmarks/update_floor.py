@@ -20,14 +20,18 @@ fp32 could reach on this machine; its inverse bounds the speed-up over SB3.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
-from compare_sb3 import SB3_DEFAULTS, make_model, sb3  # this folder's side-by-side benchmark
+from compare_sb3 import (  # this folder's side-by-side benchmark
+    SB3_DEFAULTS,
+    benchmark_parser,
+    make_model,
+    sb3,
+)
 from torch.utils._python_dispatch import TorchDispatchMode
 
 MATMULS = {"mm", "addmm", "bmm", "baddbmm"}
@@ -106,13 +110,8 @@ def interleaved(steps: dict[str, Callable[[], None]], rounds: int, per_round: in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--algos", nargs="+", default=["SAC", "TD3", "DDPG"], choices=list(SB3_DEFAULTS))
-    parser.add_argument("--env", default="HalfCheetah-v4")
-    parser.add_argument("--rounds", type=int, default=40)
-    parser.add_argument("--warmup", type=int, default=1000)
+    parser = benchmark_parser(__doc__)
+    parser.add_argument("--rounds", type=int, default=40, help="interleaved timing rounds")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.env}, batch 256")
     for algo in args.algos:
