@@ -12,11 +12,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from easyrl.algorithms.replay_file import KIND as _REPLAY_KIND
 from easyrl.serialization import FORMAT_VERSION, read_metadata, space_from_json
-
-_REPLAY_KIND = "easyrl.replay_buffer"
-_PICKLED = "__pickled__"
-_TUPLE = "__tuple__"
+from easyrl.serialization.params import PICKLED_KEY as _PICKLED
+from easyrl.serialization.params import TUPLE_KEY as _TUPLE
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,6 +47,11 @@ def env_id_of(env: EnvLike) -> str | None:
     return getattr(spec, "id", None)
 
 
+def builds_new_env(env: EnvLike | None) -> bool:
+    """True when :func:`make_vec_env` builds new envs from ``env`` (an id or a factory): the caller owns them."""
+    return isinstance(env, str) or (callable(env) and not isinstance(env, gym.Env | VectorEnv))
+
+
 def make_vec_env(env: EnvLike, n_envs: int = 1, *, autoreset: bool = True) -> VectorEnv:
     """Build a vector env of ``n_envs`` copies of ``env`` that records episode statistics.
 
@@ -177,25 +182,69 @@ class StepResult:
         return (self.terminated | self.truncated) & self.valid
 
 
+class EpisodeSeeds:
+    """Each env's current-episode seed and its steps since that reset, and the generator seeds come from.
+
+    Between episodes these alone describe the envs easyrl builds for training: reset with the same
+    seeds, a deterministic env is back where it was. A model's training state owns this object and
+    saves it; the :class:`EnvStepper` of whichever env the model trains on updates it.
+    """
+
+    def __init__(self, n_envs: int, seed: int | None = None) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.seeds = np.full(n_envs, -1, dtype=np.int64)  # -1: unknown (the env reset itself)
+        self.steps_since_reset = np.zeros(n_envs, dtype=np.int64)
+
+    def draw(self, n: int) -> np.ndarray:
+        return self.rng.integers(0, 2**31, size=n, dtype=np.int64)
+
+    @property
+    def at_episode_boundary(self) -> bool:
+        """True when every env is at the start of an episode whose seed is known."""
+        return bool((self.steps_since_reset == 0).all() and (self.seeds >= 0).all())
+
+    def get_state(self) -> dict[str, Any]:
+        """JSON-serialisable: the generator's state, each env's episode seed and steps since its reset."""
+        return {
+            "seed_rng": self.rng.bit_generator.state,
+            "episode_seeds": self.seeds.tolist(),
+            "steps_since_reset": self.steps_since_reset.tolist(),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`get_state`'s description, checked first (it may come from a stranger's file)."""
+        n_envs = self.seeds.size
+        if not isinstance(state, dict) or not isinstance(state.get("seed_rng"), dict):
+            raise TypeError("the envs' state is not a JSON object with a seed_rng")
+        for key in ("episode_seeds", "steps_since_reset"):
+            values = state.get(key)
+            if not (
+                isinstance(values, list) and len(values) == n_envs and all(type(v) is int for v in values)
+            ):
+                raise ValueError(f"the envs' {key} are not {n_envs} integers")
+            if not all(-1 <= v < 2**63 for v in values):
+                raise ValueError(f"the envs' {key} are out of range")
+        self.rng.bit_generator.state = state["seed_rng"]
+        self.seeds[:] = state["episode_seeds"]
+        self.steps_since_reset[:] = state["steps_since_reset"]
+
+
 class EnvStepper:
     """Steps a vector env and turns each step into transitions, whatever its autoreset mode.
 
     With autoreset disabled (the envs easyrl builds for training), the stepper resets each
-    finished env itself, from a seed drawn from ``seed_rng``, and remembers each env's
-    current-episode seed and how many steps it has taken since: between episodes, those seeds
-    alone reproduce the envs' state (see :meth:`get_state` and :meth:`restore`). A vector env
+    finished env itself, from a seed drawn from ``seeds``, and records each env's
+    current-episode seed and how many steps it has taken since (:class:`EpisodeSeeds`): between
+    episodes, those seeds alone reproduce the envs' state (see :meth:`restore`). A vector env
     that resets itself (``SAME_STEP`` or ``NEXT_STEP``) is seeded at the first reset only.
     """
 
-    def __init__(self, env: VectorEnv, seed: int | None = None) -> None:
+    def __init__(self, env: VectorEnv, seeds: EpisodeSeeds | None = None) -> None:
         self.env = env
         self.mode = autoreset_mode(env)
         self.stats_key = episode_statistics_key(env) or STATS_KEY
-        n_envs = env.num_envs
-        self.seed_rng = np.random.default_rng(seed)
-        self.episode_seeds = np.full(n_envs, -1, dtype=np.int64)  # -1: unknown (the env reset itself)
-        self.steps_since_reset = np.zeros(n_envs, dtype=np.int64)
-        self._resetting = np.zeros(n_envs, dtype=bool)
+        self.seeds = seeds if seeds is not None else EpisodeSeeds(env.num_envs)
+        self._resetting = np.zeros(env.num_envs, dtype=bool)
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Reset every env and return the first observations.
@@ -204,17 +253,14 @@ class EnvStepper:
         generator continues.
         """
         if seed is not None:
-            self.seed_rng = np.random.default_rng(seed)
-        return self._reset_all(self._draw_seeds(self.env.num_envs))
-
-    def _draw_seeds(self, n: int) -> np.ndarray:
-        return self.seed_rng.integers(0, 2**31, size=n, dtype=np.int64)
+            self.seeds.rng = np.random.default_rng(seed)
+        return self._reset_all(self.seeds.draw(self.env.num_envs))
 
     def _reset_all(self, seeds: np.ndarray) -> np.ndarray:
         per_env: Any = [int(s) for s in seeds]  # gymnasium's annotation says int; vector envs take a list
         obs, _ = self.env.reset(seed=per_env)
-        self.episode_seeds[:] = seeds
-        self.steps_since_reset[:] = 0
+        self.seeds.seeds[:] = seeds
+        self.seeds.steps_since_reset[:] = 0
         self._resetting[:] = False
         return obs
 
@@ -225,7 +271,7 @@ class EnvStepper:
         truncated = np.asarray(truncated, dtype=bool)
         dones = terminated | truncated
         valid = ~self._resetting
-        self.steps_since_reset[valid] += 1
+        self.seeds.steps_since_reset[valid] += 1
         _, returns, lengths = finished_episodes(infos, self.stats_key)
         next_obs = obs
         if self.mode == AutoresetMode.DISABLED and dones.any():
@@ -253,46 +299,31 @@ class EnvStepper:
     def _reset_finished(self, dones: np.ndarray) -> np.ndarray:
         """Start a new episode, from a new seed, in each env that finished; the observations to act on."""
         ended = np.flatnonzero(dones)
-        seeds = self._draw_seeds(ended.size)
+        seeds = self.seeds.draw(ended.size)
         per_env: Any = [None] * self.env.num_envs  # only the masked envs' seeds are used
         for i, seed in zip(ended, seeds, strict=True):
             per_env[i] = int(seed)
         obs, _ = self.env.reset(seed=per_env, options={"reset_mask": dones.copy()})
-        self.episode_seeds[ended] = seeds
-        self.steps_since_reset[ended] = 0
+        self.seeds.seeds[ended] = seeds
+        self.seeds.steps_since_reset[ended] = 0
         return obs
 
     def _forget_seeds(self, ended: np.ndarray) -> None:
         """An env that reset itself starts an episode whose seed is unknown."""
-        self.episode_seeds[ended] = -1
-        self.steps_since_reset[ended] = 0
+        self.seeds.seeds[ended] = -1
+        self.seeds.steps_since_reset[ended] = 0
 
-    # ------------------------------------------------------------------ checkpoints
     @property
     def at_episode_boundary(self) -> bool:
-        """True when every env is at the start of an episode whose seed is known."""
-        return bool((self.steps_since_reset == 0).all() and (self.episode_seeds >= 0).all())
+        return self.seeds.at_episode_boundary
 
-    def get_state(self) -> dict[str, Any]:
-        """JSON-serialisable state: the seed generator, each env's episode seed and steps since its reset."""
-        return {
-            "seed_rng": self.seed_rng.bit_generator.state,
-            "episode_seeds": self.episode_seeds.tolist(),
-            "steps_since_reset": self.steps_since_reset.tolist(),
-            "autoreset_mode": self.mode.name,
-        }
-
-    def restore(self, state: dict[str, Any]) -> tuple[np.ndarray, bool]:
-        """Reset the envs to the state ``get_state`` described; returns (observations, exact).
+    def restore(self) -> tuple[np.ndarray, bool]:
+        """Reset the envs to where :attr:`seeds` says they were; returns (observations, exact).
 
         At an episode boundary each env is reset with the seed of its episode, which puts a
         deterministic env back exactly where it was (``exact`` True). Otherwise the envs start
         fresh episodes from new seeds, and the interrupted ones are lost (``exact`` False).
         """
-        self.seed_rng.bit_generator.state = state["seed_rng"]
-        seeds = np.asarray(state["episode_seeds"], dtype=np.int64)
-        steps = np.asarray(state["steps_since_reset"], dtype=np.int64)
-        n_envs = self.env.num_envs
-        if seeds.shape == steps.shape == (n_envs,) and (steps == 0).all() and (seeds >= 0).all():
-            return self._reset_all(seeds), True
-        return self._reset_all(self._draw_seeds(n_envs)), False
+        if self.seeds.at_episode_boundary:
+            return self._reset_all(self.seeds.seeds.copy()), True
+        return self._reset_all(self.seeds.draw(self.env.num_envs)), False

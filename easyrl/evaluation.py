@@ -9,11 +9,17 @@ from __future__ import annotations
 from contextlib import AbstractContextManager, closing, nullcontext
 from typing import Any, Literal, Protocol, overload
 
-import gymnasium as gym
 import numpy as np
 from gymnasium.vector import VectorEnv
 
-from easyrl.envs import STATS_KEY, EnvLike, episode_statistics_key, finished_episodes, make_vec_env
+from easyrl.envs import (
+    STATS_KEY,
+    EnvLike,
+    builds_new_env,
+    episode_statistics_key,
+    finished_episodes,
+    make_vec_env,
+)
 
 
 class Predictor(Protocol):
@@ -88,8 +94,7 @@ def evaluate_policy(
 def _vector_env(env: EnvLike) -> AbstractContextManager[VectorEnv]:
     """``env`` as a vector env with episode statistics; closed on exit only if it was built here."""
     vec_env = make_vec_env(env, 1)
-    built_here = isinstance(env, str) or (callable(env) and not isinstance(env, gym.Env | VectorEnv))
-    if built_here:
+    if builds_new_env(env):
         return closing(vec_env)
     return nullcontext(vec_env)
 

@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import easyrl.callbacks
+import easyrl.callbacks.evaluation
 from easyrl.callbacks import (
     BaseCallback,
     CallbackList,
@@ -83,7 +83,7 @@ def scripted_evaluations(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         mean = means[next(calls)]
         return [mean] * n_eval_episodes, [EPISODE] * n_eval_episodes
 
-    monkeypatch.setattr(easyrl.callbacks, "evaluate_policy", fake_evaluate_policy)
+    monkeypatch.setattr(easyrl.callbacks.evaluation, "evaluate_policy", fake_evaluate_policy)
     return means
 
 

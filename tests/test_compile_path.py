@@ -18,7 +18,7 @@ def test_compiled_update_matches_eager(estimator: type[Any]) -> None:
     initial = {k: t.clone() for k, t in models[0].policy.state_dict().items()}
     batch = models[0].replay_buffer.sample(16, torch.Generator().manual_seed(0), gamma=models[0].gamma)
     for model in models:
-        model._torch_rng.manual_seed(1)
+        model.training_state.torch_rng.manual_seed(1)
         for optimizer in model._optimizers():
             for group in optimizer.param_groups:
                 group["lr"] = 1e-3

@@ -165,7 +165,7 @@ def test_score_is_the_mean_return_and_repeatable(estimator: type[Any]) -> None:
     assert isinstance(score, float)
     assert score == model.score(n_episodes=3)  # a fresh, seeded env each time
     returns, lengths = evaluate_policy(
-        model, short_pendulum, 3, return_episode_rewards=True, seed=model._seed_used
+        model, short_pendulum, 3, return_episode_rewards=True, seed=model.seed_used
     )
     assert lengths == [20] * 3  # built like the training env (the factory), not from the registered id
     assert score == pytest.approx(np.mean(returns))

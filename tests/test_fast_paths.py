@@ -135,7 +135,7 @@ def test_one_update_matches_the_plain_path(estimator: type[Any]) -> None:
     batch = model.replay_buffer.sample(32, torch.Generator().manual_seed(0), gamma=model.gamma)
     before = {key: tensor.clone() for key, tensor in model.policy.state_dict().items()}
     for m in (model, twin):
-        m._torch_rng.manual_seed(1)
+        m.training_state.torch_rng.manual_seed(1)
         for _ in range(2):  # TD3's delayed actor step is in the second
             m._update(batch)
             m._n_updates += 1

@@ -148,7 +148,7 @@ def test_exploration_adds_the_noise(estimator: type[Any], kind: str) -> None:
     def exploration_step(sigma: float) -> tuple[np.ndarray, np.ndarray]:
         model = estimator("Pendulum-v1", seed=4, action_noise=make_noise(kind, sigma=sigma), **FAST)
         model.learn(0).set_params(learning_starts=0)  # built and reset, and the policy (not uniform) acts
-        expected = copy.deepcopy(model._noise)()
+        expected = copy.deepcopy(model.training_state.noise)()
         return model._exploration_actions(), expected
 
     plain, _ = exploration_step(0.0)
@@ -169,8 +169,8 @@ def test_noise_is_seeded_from_the_model_seed(estimator: type[Any]) -> None:
         np.random.seed(global_seed)
         model = estimator("Pendulum-v1", seed=seed, action_noise=make_noise("ou"), **FAST)
         model._setup()
-        assert model._noise is not None
-        return draws(model._noise, 5)
+        assert model.training_state.noise is not None
+        return draws(model.training_state.noise, 5)
 
     np.testing.assert_array_equal(noise_of(5, global_seed=0), noise_of(5, global_seed=1))
     assert not np.array_equal(noise_of(5, global_seed=0), noise_of(6, global_seed=0))
@@ -197,7 +197,7 @@ def test_ou_noise_resets_at_episode_ends(estimator: type[Any]) -> None:
     env = gym.make("Pendulum-v1", max_episode_steps=10)
     model = estimator(env, seed=0, action_noise=RecordingNoise(np.zeros(1), 0.2 * np.ones(1)), **FAST)
     model.learn(35)
-    assert model._noise is not None
-    noise = model._noise.noises[0]
+    assert model.training_state.noise is not None
+    noise = model.training_state.noise.noises[0]
     assert noise.drawn == 35
     assert [at for at in noise.resets_at if at > 0] == [10, 20, 30]

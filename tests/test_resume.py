@@ -47,8 +47,8 @@ def assert_same_learner(a: Any, b: Any) -> None:
     assert_same_parameters(a, b)  # networks, optimizer states, entropy coefficient
     assert (a.num_timesteps, a._n_updates, a._episode_num) == (b.num_timesteps, b._n_updates, b._episode_num)
     assert list(a.ep_info_buffer) == list(b.ep_info_buffer)
-    assert a._np_rng.bit_generator.state == b._np_rng.bit_generator.state
-    assert torch.equal(a._torch_rng.get_state(), b._torch_rng.get_state())
+    assert a.training_state.warmup_rng.bit_generator.state == b.training_state.warmup_rng.bit_generator.state
+    assert torch.equal(a.training_state.torch_rng.get_state(), b.training_state.torch_rng.get_state())
     np.testing.assert_array_equal(a._last_obs, b._last_obs)
     arrays_a, state_a = a.replay_buffer.export_state()
     arrays_b, state_b = b.replay_buffer.export_state()

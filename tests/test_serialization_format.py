@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 import torch
 
-from easyrl import serialization_arrays
 from easyrl.serialization import (
     FORMAT_VERSION,
     ModelFileError,
@@ -38,6 +37,7 @@ from easyrl.serialization import (
     write_arrays_zip,
     write_model_zip,
 )
+from easyrl.serialization import arrays as serialization_arrays
 
 # --------------------------------------------------------------------------------------------------------
 # Helpers

@@ -198,15 +198,15 @@ def test_target_smoothing_perturbs_target_actions_by_clipped_noise() -> None:
 def test_target_smoothing_noise_has_sigma_and_comes_from_the_model_generator() -> None:
     model = trained(target_policy_noise=0.05, target_noise_clip=0.5)
     batch = sample(model, 256)
-    state = model._torch_rng.get_state()
+    state = model.training_state.torch_rng.get_state()
     smoothed, clean = target_actions(model, batch)
     away_from_bounds = clean.abs() < 0.8  # where clipping to [-1, 1] cannot cut the noise
     assert 0.04 < (smoothed - clean)[away_from_bounds].std() < 0.06
     first = model._critic_target(model.policy, batch)
-    model._torch_rng.set_state(state)
+    model.training_state.torch_rng.set_state(state)
     torch.manual_seed(123)  # global random state plays no part
     again = model._critic_target(model.policy, batch)
-    model._torch_rng.set_state(state)
+    model.training_state.torch_rng.set_state(state)
     torch.manual_seed(456)
     torch.testing.assert_close(model._critic_target(model.policy, batch), again)
     assert not torch.equal(first, again)  # the generator moved on: fresh noise each update
@@ -217,9 +217,9 @@ def test_critic_target_is_the_clipped_double_q_target(estimator: type[TD3]) -> N
     model = trained(estimator, target_policy_noise=0.0, gamma=0.9)
     policy: TD3Policy = model.policy
     batch = sample(model)
-    state = model._torch_rng.get_state()
+    state = model.training_state.torch_rng.get_state()
     target = model._critic_target(policy, batch)
-    assert torch.equal(model._torch_rng.get_state(), state)  # no noise drawn without smoothing
+    assert torch.equal(model.training_state.torch_rng.get_state(), state)  # no noise drawn without smoothing
     with torch.no_grad():
         next_q = policy.critic_target(batch.next_observations, policy.actor_target(batch.next_observations))
         expected = batch.rewards + 0.9 * (1 - batch.terminated) * next_q.min(dim=0).values
@@ -271,7 +271,7 @@ def test_ddpg_paper_setup_with_ou_noise_trains() -> None:
     assert changed(actor, model.policy.actor) and changed(critic_target, model.policy.critic_target)
     assert model.actor_optimizer.param_groups[0]["lr"] == 1e-4
     assert model.critic_optimizer.param_groups[0]["lr"] == 1e-3
-    assert model._noise is not None and np.all(model._noise.noises[0].state != 0)
+    assert model.training_state.noise is not None and np.all(model.training_state.noise.noises[0].state != 0)
     assert noise.state.tolist() == [0.0]  # the user's object is a template, never advanced
     assert all(torch.isfinite(p).all() for p in model.policy.parameters())
 

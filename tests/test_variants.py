@@ -79,7 +79,7 @@ def sample(model: Any, batch_size: int = 32) -> ReplayBatch:
 def sac_next_values(model: SAC, batch: ReplayBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """The target critics' values (n, B) and log π at s' for the actions the update would draw."""
     with torch.no_grad():
-        next_actions, next_log_prob = model.policy.actor(batch.next_observations, model._torch_rng)
+        next_actions, next_log_prob = model.policy.actor(batch.next_observations, model.training_state.torch_rng)
         return model.policy.critic_target(batch.next_observations, next_actions), next_log_prob
 
 
@@ -91,9 +91,9 @@ def test_sac_critic_target_follows_the_backup_and_entropy_settings(
     model = sac(critic_backup=strategy, backup_entropy=backup_entropy, ent_coef=0.3)
     batch = sample(model)._replace(discounts=torch.linspace(0.5, 0.99, 32))  # any per-sample discounts
     alpha = torch.tensor(0.3)
-    state = model._torch_rng.get_state()
+    state = model.training_state.torch_rng.get_state()
     target = model._critic_target(model.policy, batch, alpha)
-    model._torch_rng.set_state(state)
+    model.training_state.torch_rng.set_state(state)
     next_q, next_log_prob = sac_next_values(model, batch)
     backup = {
         "min": next_q.min(dim=0).values,
@@ -135,9 +135,9 @@ def test_value_network_replaces_the_target_critics_with_v_and_its_target() -> No
     for p, q in zip(policy.value.parameters(), policy.value_target.parameters(), strict=True):
         assert not q.requires_grad and p.requires_grad
     batch = sample(model)._replace(discounts=torch.full((32,), 0.5))
-    state = model._torch_rng.get_state()
+    state = model.training_state.torch_rng.get_state()
     target = model._critic_target(policy, batch, torch.tensor(0.2))
-    assert torch.equal(model._torch_rng.get_state(), state)  # no next action is drawn: V̄ needs none
+    assert torch.equal(model.training_state.torch_rng.get_state(), state)  # no next action is drawn: V̄ needs none
     with torch.no_grad():
         expected = batch.rewards + 0.5 * (1 - batch.terminated) * policy.value_target(batch.next_observations)
     torch.testing.assert_close(target, expected)
@@ -152,7 +152,9 @@ def test_value_regresses_to_the_soft_value_of_the_actor_samples(strategy: str, b
     log_prob = torch.tensor([-1.0, 0.0, 1.0, 2.0])
     with torch.no_grad():
         v = model.policy.value(obs)
-    loss = model._value_step(model.policy, obs, q, log_prob, torch.tensor(0.5))
+    loss = model._value.step(
+        model.value_optimizer, obs, q, log_prob, torch.tensor(0.5), strategy, backup_entropy, num_samples=2
+    )
     soft_q = (q.min(dim=0).values if strategy == "min" else q.mean(dim=0)) - (
         0.5 * log_prob if backup_entropy else 0
     )

@@ -1,43 +1,49 @@
-"""The off-policy base class: hyperparameters, building, the training loop and ``predict``.
+"""The off-policy base class: hyperparameters, building, the training loop, ``predict`` and saving.
 
-An algorithm subclass adds its own hyperparameters (dataclass fields) and supplies three
-things: ``_build_policy`` (its networks), ``_build_optimizers`` and ``_update(batch)`` (one
-gradient step, returning statistics as tensors). Everything else -- env handling, replay,
-exploration, callbacks, and (through the mixins in persistence.py and reporting.py) saving,
-scoring and logging -- lives here once.
+An algorithm subclass adds its own hyperparameters (dataclass fields), names its policy type
+(``OffPolicyAlgorithm[SACPolicy]``) and supplies ``_build_policy`` (its networks),
+``_build_optimizers`` and ``_update(batch)`` (one gradient step, returning statistics as
+tensors). Everything else -- env handling, replay, exploration, callbacks, saving (the file work is
+in model_file.py and replay_file.py), scoring and logging (reporting.py) -- lives here once. What a
+model counts and draws while training is one object, its :class:`TrainingState`.
 """
 
 from __future__ import annotations
 
-import time
-from collections import deque
-from collections.abc import Callable, Mapping
+import os
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import IO, Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
 
-from easyrl import _validation as v
-from easyrl.algorithms.checks import check_spaces, parse_train_freq, resolve_device, valid_device
+from easyrl import validation as v
+from easyrl.algorithms import model_file, replay_file
 from easyrl.algorithms.estimator import BuiltFrom, Estimator
-from easyrl.algorithms.persistence import SaveLoadMixin
+from easyrl.algorithms.loop import TrainingLoop
+from easyrl.algorithms.model_envs import built_by_easyrl, check_same_spaces
+from easyrl.algorithms.registry import register
 from easyrl.algorithms.reporting import ReportingMixin
+from easyrl.algorithms.training_state import FromTrainingState, TrainingState
 from easyrl.buffers import ReplayBatch, ReplayBuffer
-from easyrl.callbacks import BaseCallback, CallbackLike, StepData, make_callback
 from easyrl.envs import EnvLike, EnvStepper, env_id_of, make_vec_env
 from easyrl.logger import Logger, configure
 from easyrl.networks import Policy
-from easyrl.noise import ActionNoise, VectorizedActionNoise
-from easyrl.schedules import Schedule, make_schedule
+from easyrl.noise import ActionNoise
+
+PolicyT = TypeVar("PolicyT", bound=Policy)
+PathOrFile = str | os.PathLike[str] | IO[bytes]
 
 POLICY_NAMES = ("MlpPolicy",)
 """SB3 policy names accepted as the ``policy`` argument (easyrl infers the policy anyway)."""
 
 
 @dataclass(repr=False, eq=False)
-class OffPolicyAlgorithm(Estimator, SaveLoadMixin, ReportingMixin):
+class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[PolicyT]):
     """Base class of SAC, TD3 and DDPG; see each one's docstring for its parameters.
 
     Common parameters (SB3's names and defaults):
@@ -71,7 +77,7 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin, ReportingMixin):
 
     # A descriptor default is how dataclasses support "argument in, built object out" fields.
     env: BuiltFrom[EnvLike | None, VectorEnv] = BuiltFrom()  # noqa: RUF009
-    policy: BuiltFrom[str | None, Policy] = BuiltFrom()  # noqa: RUF009
+    policy: BuiltFrom[str | None, PolicyT] = BuiltFrom()  # noqa: RUF009
     _: KW_ONLY
     learning_rate: float | str | Callable[[float], float] = 3e-4
     actor_learning_rate: float | str | Callable[[float], float] | None = None
@@ -101,13 +107,26 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin, ReportingMixin):
         {"env", "policy", "buffer_size", "policy_kwargs", "n_envs", "seed", "device", "compile_update"}
     )
 
+    # SB3's names for the training state's counters and buffers.
+    num_timesteps = FromTrainingState("num_timesteps", 0)
+    _n_updates = FromTrainingState("n_updates", 0)
+    _episode_num = FromTrainingState("episode_num", 0)
+    _total_timesteps = FromTrainingState("total_timesteps", 0)
+    _last_obs = FromTrainingState("last_obs")
+    ep_info_buffer = FromTrainingState("episode_stats")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "algorithm_name" in cls.__dict__:  # a new algorithm, not a user's subclass of one
+            register(cls, cls.algorithm_name)
+
     def __post_init__(self) -> None:
         # SB3's positional form SAC("MlpPolicy", env): the first argument names a policy.
         env_arg, policy_arg = self._param("env"), self._param("policy")
         if isinstance(env_arg, str) and env_arg in POLICY_NAMES and policy_arg not in POLICY_NAMES:
             self.env, self.policy = policy_arg, env_arg
-        self.num_timesteps = 0
         self.logger: Logger = configure(format_strings=())
+        self._custom_logger = False
 
     # ------------------------------------------------------------------ building
     def _constraints(self) -> dict[str, v.Constraint]:
@@ -135,13 +154,13 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin, ReportingMixin):
             "stats_window_size": v.positive_int(),
             "verbose": v.Options((0, 1, 2)),
             "compile_update": v.Options((False, True)),
-            "device": v.Satisfies(valid_device, "'auto', 'cpu', 'cuda', 'cuda:<index>' or a torch.device"),
+            "device": v.Satisfies(v.valid_device, "'auto', 'cpu', 'cuda', 'cuda:<index>' or a torch.device"),
         }
 
     def _validate_params(self) -> None:
         v.check_params(self.get_params(), self._constraints())
         self._check_combinations()
-        parse_train_freq(self.train_freq)
+        v.parse_train_freq(self.train_freq)
 
     def _check_combinations(self) -> None:
         """Raise ValueError for settings that are valid alone but not together; subclasses add theirs."""
@@ -157,36 +176,28 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin, ReportingMixin):
                 f"or pass one of {POLICY_NAMES}."
             )
         v.check_keys((self.policy_kwargs or {}).keys(), self.policy_kwargs_keys, "policy_kwargs")
-        self._device = resolve_device(self.device)
+        self._device = v.resolve_device(self.device)
         env_arg = self._param("env")
         if env_arg is None:
             raise ValueError(
                 f"{self.algorithm_name} needs an env: pass an env id, a gymnasium.Env or a factory."
             )
         vec_env = make_vec_env(env_arg, self.n_envs, autoreset=False)  # EnvStepper resets, from seeds
-        self.observation_space, self.action_space = check_spaces(vec_env, self.algorithm_name)
+        self.observation_space, self.action_space = v.supported_spaces(vec_env, self.algorithm_name)
         self.env_id = env_id_of(env_arg)
         self.num_envs = vec_env.num_envs
-        self._stepper = EnvStepper(vec_env)
-
-        seeds = np.random.SeedSequence(self.seed).generate_state(5)
-        self._seed_used = self.seed if self.seed is not None else int(seeds[0])
-        self._np_rng = np.random.default_rng(seeds[1])
-        self._torch_rng = torch.Generator(device=self._device).manual_seed(int(seeds[2]))
-        self._predict_rng = torch.Generator(device=self._device).manual_seed(int(seeds[3]))
-        self._env_seed: int | None = int(seeds[4])
-        self._noise = (
-            VectorizedActionNoise(self.action_noise, self.num_envs, int(seeds[4]))
-            if self.action_noise is not None else None
-        )  # fmt: skip
-        if self._noise is not None and self._noise.base.shape != self.action_space.shape:
+        if self.action_noise is not None and self.action_noise.shape != self.action_space.shape:
             raise ValueError(
-                f"action_noise has shape {self._noise.base.shape}, but the action space needs noise of shape "
+                f"action_noise has shape {self.action_noise.shape}, but the action space needs noise of shape "
                 f"{self.action_space.shape}: create it with mean and sigma of that shape, e.g. "
                 f"NormalActionNoise(np.zeros({self.action_space.shape}), 0.1 * np.ones({self.action_space.shape}))."
             )
+        self.training_state, network_seed = TrainingState.create(
+            self.seed, self._device, self.num_envs, self.action_noise, self.stats_window_size
+        )
+        self._stepper = EnvStepper(vec_env, self.training_state.episode_seeds)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seeds[0]))
+            torch.manual_seed(network_seed)
             policy = self._build_policy(self.obs_dim, self.action_dim, dict(self.policy_kwargs or {}))
         self.__dict__["_built_policy"] = policy.to(self._device)
         self.__dict__["_built_env"] = vec_env
@@ -196,11 +207,6 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin, ReportingMixin):
         self.replay_buffer = ReplayBuffer(
             self.buffer_size, self.observation_space, self.action_dim, self.num_envs, self._device
         )
-        self._n_updates = 0
-        self._episode_num = 0
-        self._last_obs: np.ndarray | None = None
-        self._total_timesteps = 0
-        self.ep_info_buffer: deque[tuple[float, int]] = deque(maxlen=self.stats_window_size)
         self._is_setup = True
 
     def _compile_networks(self) -> None:
@@ -211,7 +217,7 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin, ReportingMixin):
         on a GPU, ``mode="reduce-overhead"`` replays the compiled kernels as CUDA graphs.
         """
         mode = "reduce-overhead" if self._device.type == "cuda" else None
-        for network in self._built_policy_module.children():
+        for network in self._policy.children():
             network.compile(mode=mode)
 
     @property
@@ -222,20 +228,7 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin, ReportingMixin):
     def action_dim(self) -> int:
         return int(np.prod(self.action_space.shape))
 
-    def _net_arch(self, kwargs: Mapping[str, Any], part: str) -> list[int]:
-        """Hidden layer widths for ``part`` ("pi" or "qf") from ``policy_kwargs["net_arch"]``."""
-        arch = kwargs.get("net_arch", self.default_net_arch)
-        if isinstance(arch, dict):
-            v.check_keys(arch.keys(), {"pi", "qf"}, "policy_kwargs['net_arch']")
-            arch = arch.get(part, self.default_net_arch)
-        if not (isinstance(arch, (list, tuple)) and all(isinstance(w, int) and w > 0 for w in arch)):
-            raise ValueError(
-                f"policy_kwargs['net_arch']={kwargs.get('net_arch')!r} is invalid: use a list of positive layer "
-                "widths such as [256, 256], or dict(pi=[...], qf=[...])."
-            )
-        return list(arch)
-
-    def _build_policy(self, obs_dim: int, action_dim: int, policy_kwargs: dict[str, Any]) -> Policy:
+    def _build_policy(self, obs_dim: int, action_dim: int, policy_kwargs: dict[str, Any]) -> PolicyT:
         raise NotImplementedError
 
     def _build_optimizers(self) -> None:
@@ -249,17 +242,6 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin, ReportingMixin):
     def _optimizers(self) -> list[torch.optim.Optimizer]:
         """Every optimizer, each of whose learning rates ``_train`` sets from its schedule."""
         raise NotImplementedError
-
-    def _learning_rate_schedules(self) -> dict[torch.optim.Optimizer, Schedule]:
-        """Each optimizer's schedule: ``learning_rate``, unless the actor's or critics' own rate is set."""
-        schedules = dict.fromkeys(self._optimizers(), make_schedule(self.learning_rate))
-        for name, rate in (
-            ("actor_optimizer", self.actor_learning_rate),
-            ("critic_optimizer", self.critic_learning_rate),
-        ):
-            if rate is not None:
-                schedules[getattr(self, name)] = make_schedule(rate)
-        return schedules
 
     # ------------------------------------------------------------------ acting
     def _check_observation(self, observation: Any) -> tuple[np.ndarray, bool]:
@@ -293,13 +275,14 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin, ReportingMixin):
         self._setup()
         obs, single = self._check_observation(observation)
         with torch.inference_mode():
-            scaled = self._built_policy_module.act(self._obs_tensor(obs), deterministic, self._predict_rng)
+            scaled = self._policy.act(self._obs_tensor(obs), deterministic, self.training_state.predict_rng)
         actions = self._unscale(scaled.cpu().numpy())
         return (actions[0] if single else actions), state
 
     @property
-    def _built_policy_module(self) -> Policy:
-        policy: Policy = self.__dict__["_built_policy"]
+    def _policy(self) -> PolicyT:
+        """The built policy, without the building check of ``policy`` (for the hot path)."""
+        policy: PolicyT = self.__dict__["_built_policy"]
         return policy
 
     def _unscale(self, scaled: np.ndarray) -> np.ndarray:
@@ -307,125 +290,109 @@ class OffPolicyAlgorithm(Estimator, SaveLoadMixin, ReportingMixin):
         actions = low + (scaled.reshape(-1, *self.action_space.shape) + 1.0) * 0.5 * (high - low)
         return np.clip(actions, low, high).astype(self.action_space.dtype, copy=False)
 
-    def _exploration_actions(self) -> np.ndarray:
-        """Actions in [-1, 1] for the next step: uniform during warm-up, then the policy's, plus noise."""
-        assert self._last_obs is not None
-        if self.num_timesteps < self.learning_starts:
-            scaled = self._np_rng.uniform(-1.0, 1.0, size=(self.num_envs, self.action_dim))
-        else:
-            with torch.no_grad():
-                obs = self._obs_tensor(np.asarray(self._last_obs))
-                scaled = self._built_policy_module.act(obs, False, self._torch_rng).cpu().numpy()
-        if self._noise is not None:
-            scaled = np.clip(scaled + self._noise().reshape(self.num_envs, -1), -1.0, 1.0)
-        return scaled.astype(np.float32)
+    # ------------------------------------------------------------------ envs
+    def set_env(self, env: EnvLike) -> None:
+        """Train on ``env`` from now on (same spaces and number of envs); its episodes start afresh.
 
-    # ------------------------------------------------------------------ training
-    def learn(
-        self,
-        total_timesteps: int,
-        callback: CallbackLike = None,
-        log_interval: int | None = 4,
-        tb_log_name: str | None = None,
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> OffPolicyAlgorithm:
-        """Train for ``total_timesteps`` env steps (counted over all envs); returns ``self``.
-
-        ``log_interval`` is in episodes; ``reset_num_timesteps=False`` continues the step count
-        (and the episode in progress) of an earlier ``learn``.
+        A model loaded without an env continues exactly where its file left off, when it can.
         """
-        if not isinstance(total_timesteps, int) or isinstance(total_timesteps, bool) or total_timesteps < 0:
-            raise ValueError(f"total_timesteps={total_timesteps!r} is invalid: it must be an integer >= 0.")
         self._setup()
-        self._train_frequency = parse_train_freq(self.train_freq)  # may have changed since the last learn
-        if reset_num_timesteps:
-            self.num_timesteps = 0
-            self._episode_num = 0
-            self.ep_info_buffer.clear()
-        if reset_num_timesteps or self._last_obs is None:
-            if self._last_obs is not None:
-                # The episodes in progress end here: their newest transitions keep their true next obs.
-                self.replay_buffer.close_episodes(self._last_obs)
-            self._last_obs = self._stepper.reset(seed=self._env_seed)
-            self._env_seed = None  # seeds the episode seeds' generator once; later resets continue it
-            if self._noise is not None:
-                self._noise.reset(np.arange(self.num_envs))
-        self._total_timesteps = total_timesteps + self.num_timesteps
-        self._start_time = time.perf_counter()
-        self._start_timesteps = self.num_timesteps
-        self._configure_logger(tb_log_name, reset_num_timesteps)
-
-        callback_obj = make_callback(callback, progress_bar)
-        callback_obj.init_callback(self)
-        callback_obj.on_training_start(locals(), globals())
+        vec_env = make_vec_env(env, self.n_envs, autoreset=False)
         try:
-            while self.num_timesteps < self._total_timesteps:
-                steps, keep_going = self._collect_rollout(callback_obj, log_interval)
-                if not keep_going:
-                    break
-                if self.num_timesteps > self.learning_starts and self.replay_buffer.n_sampleable > 0:
-                    updates = self.gradient_steps * self.num_envs if self.gradient_steps >= 0 else steps
-                    self._train(updates)
-        finally:
-            callback_obj.on_training_end()
-            if not getattr(self, "_custom_logger", False):
-                self.logger.close()  # the files of the logger this learn() built; set_logger's stays open
-        return self
+            if vec_env.num_envs != self.num_envs:
+                raise ValueError(
+                    f"set_env() got {vec_env.num_envs} env(s), but this model steps {self.num_envs} (its replay "
+                    f"buffer and exploration noise are laid out for that many); pass a vector env of {self.num_envs}."
+                )
+            actual = (vec_env.single_observation_space, vec_env.single_action_space)
+            saved = (self.observation_space, self.action_space)
+            check_same_spaces(saved, actual, "The env passed to set_env()", "this model")
+        except BaseException:
+            if built_by_easyrl(env):
+                vec_env.close()
+            raise
+        state = self.training_state
+        if state.last_obs is not None:
+            self.replay_buffer.close_episodes(state.last_obs)
+        if built_by_easyrl(self._param("env")):
+            self.env.close()
+        self._stepper = EnvStepper(vec_env, state.episode_seeds)
+        self.__dict__["_built_env"] = vec_env
+        self.__dict__["_env_argument"] = env
+        self.env_id = env_id_of(env)
+        state.last_obs = None
+        self._resume_envs()
 
-    def _collect_rollout(self, callback: BaseCallback, log_interval: int | None) -> tuple[int, bool]:
-        """Step the envs until the train frequency is reached; returns (transitions, keep going)."""
-        callback.on_rollout_start()
-        steps = episodes = 0
-        frequency, unit = self._train_frequency
-        while (steps // self.num_envs if unit == "step" else episodes) < frequency:
-            if self.num_timesteps >= self._total_timesteps:
-                break
-            scaled = self._exploration_actions()
-            env_actions = self._unscale(scaled)
-            result = self._stepper.step(env_actions)
-            self.num_timesteps += self.num_envs
-            steps += self.num_envs
-            assert self._last_obs is not None
-            callback.update_step(StepData(
-                observations=self._last_obs, actions=env_actions, rewards=result.rewards, new_obs=result.obs,
-                next_obs=result.next_obs, terminated=result.terminated, truncated=result.truncated,
-                infos=result.infos,
-            ))  # fmt: skip
-            self.replay_buffer.add(
-                self._last_obs, scaled, result.rewards, result.next_obs,
-                result.terminated, result.truncated, result.valid,
-            )  # fmt: skip
-            self._last_obs = result.obs
-            self.ep_info_buffer.extend(zip(result.episode_returns, result.episode_lengths, strict=True))
-            ended = np.flatnonzero(result.dones)
-            if ended.size:
-                episodes += ended.size
-                if self._noise is not None:
-                    self._noise.reset(ended)
-                for _ in range(ended.size):
-                    self._episode_num += 1
-                    if log_interval is not None and self._episode_num % log_interval == 0:
-                        self._dump_logs()
-            if not callback.on_step():
-                callback.on_rollout_end()
-                return steps, False
-        callback.on_rollout_end()
-        return steps, True
-
-    def _train(self, gradient_steps: int) -> None:
-        progress_remaining = 1.0 - self.num_timesteps / max(self._total_timesteps, 1)
-        for optimizer, schedule in self._learning_rate_schedules().items():
-            rate = schedule(progress_remaining)
-            for group in optimizer.param_groups:
-                group["lr"] = rate
-        for _ in range(gradient_steps):
-            batch = self.replay_buffer.sample(
-                self.batch_size, self._torch_rng, gamma=self.gamma, n_steps=self.n_steps
+    def _resume_envs(self) -> None:
+        """Put the envs where a checkpoint left them (``resume_obs``): exactly, at an episode boundary."""
+        state = self.training_state
+        if state.resume_obs is None:  # saved before the first step: learn() resets the envs as usual
+            return
+        obs, exact = self._stepper.restore()
+        if exact and not np.array_equal(obs, state.resume_obs):
+            warnings.warn(
+                "The env, reset with the saved episode seeds, does not reproduce the saved observations (is it "
+                "deterministic given a seed?); training continues from new episodes.",
+                stacklevel=4,
             )
-            stats = self._update(batch)
-            self._n_updates += 1
-            for key, value in stats.items():
-                self.logger.record_mean(f"train/{key}", value)
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/learning_rate", make_schedule(self.learning_rate)(progress_remaining))
+            exact = False
+        if not exact and state.noise is not None:
+            state.noise.reset(np.arange(self.num_envs))
+        state.last_obs, state.resume_obs = obs, None
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: PathOrFile) -> Path | None:
+        """Write the model to one zip file, atomically; returns its path (``.zip`` is added if missing).
+
+        The file holds the parameters as JSON and the weights, optimizer states and training state
+        needed to continue training exactly; loading it runs no code from it. The env object and the
+        replay buffer (``save_replay_buffer``) are not in it. Given an open binary file instead of a
+        path, writes to it and returns None.
+        """
+        return model_file.save_model(self, path)
+
+    @classmethod
+    def load(
+        cls,
+        path: PathOrFile,
+        env: EnvLike | None = None,
+        device: str | torch.device = "auto",
+        custom_objects: Mapping[str, Any] | None = None,
+        trusted_pickles: Iterable[str] | bool = (),
+        **overrides: Any,
+    ) -> Self:
+        """A model saved by ``save``, on ``device``, ready to predict and to continue training.
+
+        ``easyrl.load`` reads a file of any algorithm (the file names it); ``SAC.load`` only SAC's.
+
+        Args:
+            env: the env to continue training on; by default the env id saved with the model (a model
+                built from an env object must be given one here or with ``set_env`` to train).
+            custom_objects: replacements for parameters, by name; the way to supply a value the file
+                holds only as a pickle (a callable schedule, say) without unpickling it.
+            trusted_pickles: names of pickled parameters to unpickle (or True for all): only for
+                files you trust, since unpickling can run any code.
+            overrides: constructor parameters to change, e.g. ``learning_starts=0``.
+        """
+        return model_file.load_model(cls, path, env, device, custom_objects, trusted_pickles, overrides)
+
+    def get_parameters(self) -> dict[str, dict[str, Any]]:
+        """The state dicts of the policy (``"policy"``), each optimizer and learned variables, by name."""
+        return model_file.get_parameters(self)
+
+    def set_parameters(
+        self, load_path_or_dict: PathOrFile | Mapping[str, Any], exact_match: bool = True
+    ) -> None:
+        """Load state dicts from ``get_parameters()`` or from a saved model file (its weights only).
+
+        With ``exact_match=False`` a subset of the groups, and of the policy's entries, may be given.
+        """
+        model_file.set_parameters(self, load_path_or_dict, exact_match)
+
+    def save_replay_buffer(self, path: PathOrFile) -> Path | None:
+        """Write the replay buffer to its own zip of ``.npy`` arrays (no pickles), atomically; returns its path."""
+        return replay_file.save_replay_buffer(self, path)
+
+    def load_replay_buffer(self, path: PathOrFile) -> None:
+        """Fill the replay buffer from a file of ``save_replay_buffer`` (same buffer_size and spaces)."""
+        replay_file.load_replay_buffer(self, path)

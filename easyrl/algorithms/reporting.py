@@ -14,9 +14,7 @@ from easyrl.evaluation import evaluate_policy
 from easyrl.logger import Logger, configure, next_run_dir
 
 if TYPE_CHECKING:
-    from collections import deque
-
-    from easyrl.algorithms.base import OffPolicyAlgorithm
+    from easyrl.algorithms.training_state import TrainingState
 
 
 class ReportingMixin:
@@ -24,22 +22,24 @@ class ReportingMixin:
 
     # Provided by OffPolicyAlgorithm.
     logger: Logger
-    ep_info_buffer: deque[tuple[float, int]]
-    num_timesteps: int
+    training_state: TrainingState
     verbose: int
     tensorboard_log: str | None
     algorithm_name: ClassVar[str]
     _is_setup: bool
-    _seed_used: int
-    _episode_num: int
+    _custom_logger: bool
     _start_time: float
     _start_timesteps: int
 
-    def _setup(self) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # defined by OffPolicyAlgorithm and Estimator
 
-    def _param(self, name: str) -> Any:
-        raise NotImplementedError
+        def _setup(self) -> None: ...
+
+        def _param(self, name: str) -> Any: ...
+
+        def predict(
+            self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = False
+        ) -> tuple[np.ndarray, Any]: ...
 
     def score(self, env: EnvLike | None = None, n_episodes: int = 10, deterministic: bool = True) -> float:
         """Mean return over ``n_episodes`` whole episodes (scikit-learn's name; see ``evaluate_policy``).
@@ -50,8 +50,8 @@ class ReportingMixin:
         self._setup()
         seed = None
         if env is None:
-            env, seed = self._fresh_env(), self._seed_used
-        mean_return, _ = evaluate_policy(self._model, env, n_episodes, deterministic, seed=seed)
+            env, seed = self._fresh_env(), self.seed_used
+        mean_return, _ = evaluate_policy(self, env, n_episodes, deterministic, seed=seed)
         return mean_return
 
     def _fresh_env(self) -> EnvLike:
@@ -68,14 +68,20 @@ class ReportingMixin:
         return lambda: gym.make(spec)
 
     @property
+    def seed_used(self) -> int:
+        """The seed every generator was drawn from: ``seed``, or the one drawn when ``seed`` is None."""
+        self._setup()
+        return self.training_state.seed_used
+
+    @property
     def mean_episode_return(self) -> float | None:
         """Mean return of the last ``stats_window_size`` finished episodes (None before the first)."""
-        if not self._is_setup or not self.ep_info_buffer:
+        if not self._is_setup or not self.training_state.episode_stats:
             return None
-        return float(np.mean([r for r, _ in self.ep_info_buffer]))
+        return float(np.mean([r for r, _ in self.training_state.episode_stats]))
 
     def _configure_logger(self, tb_log_name: str | None, reset_num_timesteps: bool) -> None:
-        if getattr(self, "_custom_logger", False):
+        if self._custom_logger:
             return
         formats = ["stdout"] if self.verbose >= 1 else []
         folder = None
@@ -93,17 +99,14 @@ class ReportingMixin:
         self._custom_logger = True
 
     def _dump_logs(self) -> None:
+        state = self.training_state
         elapsed = max(time.perf_counter() - self._start_time, 1e-9)
-        fps = int((self.num_timesteps - self._start_timesteps) / elapsed)
-        if self.ep_info_buffer:
-            self.logger.record("rollout/ep_rew_mean", float(np.mean([r for r, _ in self.ep_info_buffer])))
-            self.logger.record("rollout/ep_len_mean", float(np.mean([n for _, n in self.ep_info_buffer])))
-        self.logger.record("time/episodes", self._episode_num, exclude="tensorboard")
+        fps = int((state.num_timesteps - self._start_timesteps) / elapsed)
+        if state.episode_stats:
+            self.logger.record("rollout/ep_rew_mean", float(np.mean([r for r, _ in state.episode_stats])))
+            self.logger.record("rollout/ep_len_mean", float(np.mean([n for _, n in state.episode_stats])))
+        self.logger.record("time/episodes", state.episode_num, exclude="tensorboard")
         self.logger.record("time/fps", fps)
         self.logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
-        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
-        self.logger.dump(step=self.num_timesteps)
-
-    @property
-    def _model(self) -> OffPolicyAlgorithm:
-        return self  # type: ignore[return-value]  # the mixin is only used by OffPolicyAlgorithm
+        self.logger.record("time/total_timesteps", state.num_timesteps, exclude="tensorboard")
+        self.logger.dump(step=state.num_timesteps)

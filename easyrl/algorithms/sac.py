@@ -11,9 +11,7 @@ Maximises reward plus policy entropy, E[Σ γ^t (r_t + α H(π(·|s_t)))]:
 Variants (docs/variants.md): how the target critics combine (``critic_backup``), the actor's
 gradient estimator (``actor_gradient``), no entropy in the backup (``backup_entropy=False``),
 n-step targets (``n_steps``), and the original SAC with a state-value network
-(``value_network=True``, Haarnoja et al. 2018, "Soft Actor-Critic: Off-Policy Maximum Entropy
-Deep Reinforcement Learning with a Stochastic Actor"): the critics regress to r + γ V̄(s'),
-and V to E_{a~π}[min_i Q_i(s, a) − α log π(a|s)], with a fixed temperature.
+(``value_network=True``; its parts are in ``sac_v1.py``).
 """
 
 from __future__ import annotations
@@ -25,41 +23,29 @@ import numpy as np
 import torch
 from torch import nn
 
-from easyrl import _validation as v
+from easyrl import losses
+from easyrl import validation as v
+from easyrl.algorithms import sac_v1
 from easyrl.algorithms.base import OffPolicyAlgorithm
 from easyrl.buffers import ReplayBatch
-from easyrl.losses import (
-    ACTOR_GRADIENTS,
-    CRITIC_BACKUPS,
-    actor_loss,
-    bootstrapped_target,
-    check_critic_backup,
-    critic_backup,
-)
 from easyrl.networks import CriticEnsemble, Policy, SquashedGaussianActor, StateValue
 from easyrl.schedules import Schedule
 from easyrl.updates import adam, frozen_copy, gradient_step, soft_update
 
 
 class SACPolicy(Policy):
-    """The actor, the twin critics and their targets; with a state-value network (SAC v1), V and its
-    target V̄ take the target critics' place."""
+    """The actor, the twin critics and their targets (with SAC v1's value network, V and V̄ instead)."""
 
     critic_target: nn.Module
     value: StateValue
     value_target: nn.Module
 
-    def __init__(
-        self, actor: SquashedGaussianActor, critic: CriticEnsemble, value: StateValue | None = None
-    ) -> None:
+    def __init__(self, actor: SquashedGaussianActor, critic: CriticEnsemble, has_value: bool = False) -> None:
         super().__init__()
         self.actor = actor
         self.critic = critic
-        if value is None:
+        if not has_value:
             self.critic_target = frozen_copy(critic)
-        else:
-            self.value = value
-            self.value_target = frozen_copy(value)
 
     def act(
         self, obs: torch.Tensor, deterministic: bool, generator: torch.Generator | None = None
@@ -68,7 +54,7 @@ class SACPolicy(Policy):
 
 
 @dataclass(kw_only=True, repr=False, eq=False)
-class SAC(OffPolicyAlgorithm):
+class SAC(OffPolicyAlgorithm[SACPolicy]):
     """Soft Actor-Critic with automatic entropy tuning.
 
     SAC-specific parameters:
@@ -84,10 +70,10 @@ class SAC(OffPolicyAlgorithm):
         num_actor_samples: actions sampled per state for the actor's loss (and, with a value
             network, for V's target).
         backup_entropy: include −α log π(a'|s') in the critics' (or V's) target.
-        value_network: SAC v1: a state-value network V and its Polyak-averaged target V̄; the
-            critics regress to r + γ V̄(s'), V to min_i Q_i(s, a) − α log π(a|s), a ~ π. Needs a
-            fixed temperature (a float ``ent_coef``, as in the paper) and ``critic_backup`` "min"
-            or "mean" (how V's target combines the critics). V has the critics' ``net_arch``.
+        value_network: SAC v1 (``easyrl.algorithms.sac_v1``): a state-value network V and its
+            Polyak-averaged target V̄; the critics regress to r + γ V̄(s'), V to
+            min_i Q_i(s, a) − α log π(a|s), a ~ π. Needs a fixed temperature (a float ``ent_coef``,
+            as in the paper) and ``critic_backup`` "min" or "mean". V has the critics' ``net_arch``.
 
     Defaults follow SB3: learning_rate 3e-4, buffer_size 1M, learning_starts 100, batch_size 256,
     tau 0.005, gamma 0.99, train_freq 1, gradient_steps 1, net_arch [256, 256].
@@ -115,8 +101,8 @@ class SAC(OffPolicyAlgorithm):
             "ent_coef": v.AnyOf((v.Interval(0, None), auto)),
             "target_update_interval": v.positive_int(),
             "target_entropy": v.AnyOf((v.Interval(), v.Options(("auto",)))),
-            "critic_backup": v.Options(CRITIC_BACKUPS),
-            "actor_gradient": v.Options(ACTOR_GRADIENTS),
+            "critic_backup": v.Options(losses.CRITIC_BACKUPS),
+            "actor_gradient": v.Options(losses.ACTOR_GRADIENTS),
             "num_actor_samples": v.positive_int(),
             "backup_entropy": v.Options((True, False)),
             "value_network": v.Options((False, True)),
@@ -124,32 +110,29 @@ class SAC(OffPolicyAlgorithm):
 
     def _check_combinations(self) -> None:
         n_critics = (self.policy_kwargs or {}).get("n_critics", self.default_n_critics)
-        check_critic_backup(self.critic_backup, n_critics, self.algorithm_name)
-        if self.value_network and isinstance(self.ent_coef, str):
-            raise ValueError(
-                f"value_network=True (SAC v1) uses a fixed temperature, as the paper does, but ent_coef="
-                f"{self.ent_coef!r}: pass a number, e.g. ent_coef=0.2 (the paper's reward scale 5 is α = 1/5)."
-            )
-        if self.value_network and self.critic_backup not in ("min", "mean"):
-            raise ValueError(
-                f"critic_backup={self.critic_backup!r} does not apply with value_network=True: the critics "
-                "regress to V̄(s'), and V to the 'min' or 'mean' of the critics; use one of those."
-            )
+        losses.check_critic_backup(self.critic_backup, n_critics, self.algorithm_name)
+        if self.value_network:
+            sac_v1.check_settings(self.ent_coef, self.critic_backup)
 
     # ------------------------------------------------------------------ networks
     def _build_policy(self, obs_dim: int, action_dim: int, policy_kwargs: dict[str, Any]) -> SACPolicy:
         activation = policy_kwargs.get("activation_fn", nn.ReLU)
-        actor = SquashedGaussianActor(obs_dim, action_dim, self._net_arch(policy_kwargs, "pi"), activation)
-        critic_arch = self._net_arch(policy_kwargs, "qf")
-        critic = CriticEnsemble(
-            obs_dim, action_dim, critic_arch, activation,
-            n_critics=policy_kwargs.get("n_critics", self.default_n_critics),
-        )  # fmt: skip
-        value = StateValue(obs_dim, critic_arch, activation) if self.value_network else None
-        return SACPolicy(actor, critic, value)
+        actor_arch, critic_arch = (
+            v.net_arch(policy_kwargs, part, self.default_net_arch) for part in ("pi", "qf")
+        )
+        actor = SquashedGaussianActor(obs_dim, action_dim, actor_arch, activation)
+        n_critics = policy_kwargs.get("n_critics", self.default_n_critics)
+        critic = CriticEnsemble(obs_dim, action_dim, critic_arch, activation, n_critics=n_critics)
+        policy = SACPolicy(actor, critic, has_value=self.value_network)
+        self._value = (
+            sac_v1.ValueNetwork(policy, StateValue(obs_dim, critic_arch, activation))
+            if self.value_network
+            else None
+        )
+        return policy
 
     def _build_optimizers(self) -> None:
-        policy: SACPolicy = self._built_policy_module  # type: ignore[assignment]
+        policy = self._policy
         lr = 0.0  # set from the learning-rate schedule before every training phase
         self.actor_optimizer = adam(policy.actor.parameters(), lr)
         self.critic_optimizer = adam(policy.critic.parameters(), lr)
@@ -178,27 +161,30 @@ class SAC(OffPolicyAlgorithm):
 
     # ------------------------------------------------------------------ update
     def _critic_target(self, policy: SACPolicy, batch: ReplayBatch, ent_coef: torch.Tensor) -> torch.Tensor:
-        """y = r + γ (1 − terminated) (backup_i Q̄(s', a') − α log π(a'|s')), a' ~ π(·|s'), or
-        y = r + γ (1 − terminated) V̄(s') with a value network; (n-step) shape (B,) or (n_critics, B)."""
+        """y = r + γ (1 − terminated) (backup_i Q̄(s', a') − α log π(a'|s')), a' ~ π(·|s');
+        (n-step) shape (B,) or (n_critics, B)."""
         with torch.no_grad():
-            if self.value_network:
-                return bootstrapped_target(batch, policy.value_target(batch.next_observations))
-            next_actions, next_log_prob = policy.actor(batch.next_observations, self._torch_rng)
-            next_q = policy.critic_target(batch.next_observations, next_actions)
-            next_q = critic_backup(next_q, self.critic_backup)
+            if self._value is not None:
+                return self._value.critic_target(batch)
+            next_actions, next_log_prob = policy.actor(batch.next_observations, self.training_state.torch_rng)
+            next_q = losses.critic_backup(
+                policy.critic_target(batch.next_observations, next_actions), self.critic_backup
+            )
             if self.backup_entropy:
                 next_q = next_q - ent_coef * next_log_prob
-            return bootstrapped_target(batch, next_q)
+            return losses.bootstrapped_target(batch, next_q)
 
     def _update(self, batch: ReplayBatch) -> dict[str, torch.Tensor]:
-        policy: SACPolicy = self._built_policy_module  # type: ignore[assignment]
+        policy = self._policy
         stats: dict[str, torch.Tensor] = {}
 
         # This step's losses all use α from before its update, as SB3 does.
         samples = self.num_actor_samples
         observations = batch.observations if samples == 1 else batch.observations.repeat(samples, 1)
         reparameterize = self.actor_gradient == "reparameterization"
-        actions_pi, log_prob = policy.actor(observations, self._torch_rng, reparameterize=reparameterize)
+        actions_pi, log_prob = policy.actor(
+            observations, self.training_state.torch_rng, reparameterize=reparameterize
+        )
         ent_coef = self.log_ent_coef.detach().exp()
         stats["ent_coef"] = ent_coef
 
@@ -211,12 +197,14 @@ class SAC(OffPolicyAlgorithm):
 
         # Actor: minimise E[α log π(a|s) − min_i Q_i(s, a)], a ~ π (critics held fixed).
         q_all = policy.critic(observations, actions_pi, detach_params=True)
-        loss = actor_loss(self.actor_gradient, log_prob, q_all.min(dim=0).values, ent_coef)
+        loss = losses.actor_loss(self.actor_gradient, log_prob, q_all.min(dim=0).values, ent_coef)
         stats["actor_loss"] = loss.detach()
-        if self.value_network:
-            stats["value_loss"] = self._value_step(
-                policy, batch.observations, q_all.detach(), log_prob.detach(), ent_coef
-            )
+        if self._value is not None:
+            assert self.value_optimizer is not None
+            stats["value_loss"] = self._value.step(
+                self.value_optimizer, batch.observations, q_all.detach(), log_prob.detach(), ent_coef,
+                self.critic_backup, self.backup_entropy, samples,
+            )  # fmt: skip
         if self.ent_coef_optimizer is None:
             gradient_step(self.actor_optimizer, loss)
         else:
@@ -226,27 +214,9 @@ class SAC(OffPolicyAlgorithm):
             gradient_step((self.actor_optimizer, self.ent_coef_optimizer), loss + ent_coef_loss)
             stats["ent_coef_loss"] = ent_coef_loss.detach()
 
-        if (self._n_updates + 1) % self.target_update_interval == 0:
-            if self.value_network:
-                soft_update(policy.value_target, policy.value, self.tau)
+        if (self.training_state.n_updates + 1) % self.target_update_interval == 0:
+            if self._value is not None:
+                self._value.update_target(self.tau)
             else:
                 soft_update(policy.critic_target, policy.critic, self.tau)
         return stats
-
-    def _value_step(
-        self,
-        policy: SACPolicy,
-        observations: torch.Tensor,
-        q: torch.Tensor,
-        log_prob: torch.Tensor,
-        ent_coef: torch.Tensor,
-    ) -> torch.Tensor:
-        """SAC v1: regress V(s) to E_{a~π}[backup_i Q_i(s, a) − α log π(a|s)] over the actor's samples."""
-        soft_q = critic_backup(q, self.critic_backup)
-        if self.backup_entropy:
-            soft_q = soft_q - ent_coef * log_prob
-        target = soft_q.view(self.num_actor_samples, -1).mean(dim=0)
-        value_loss = 0.5 * (policy.value(observations) - target).pow(2).mean()
-        assert self.value_optimizer is not None
-        gradient_step(self.value_optimizer, value_loss)
-        return value_loss.detach()

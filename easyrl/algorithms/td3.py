@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from easyrl import _validation as v
+from easyrl import validation as v
 from easyrl.algorithms.base import OffPolicyAlgorithm
 from easyrl.buffers import ReplayBatch
 from easyrl.losses import CRITIC_BACKUPS, bootstrapped_target, check_critic_backup, critic_backup
@@ -51,7 +51,7 @@ class TD3Policy(Policy):
 
 
 @dataclass(kw_only=True, repr=False, eq=False)
-class TD3(OffPolicyAlgorithm):
+class TD3(OffPolicyAlgorithm[TD3Policy]):
     """Twin Delayed DDPG.
 
     TD3-specific parameters:
@@ -99,15 +99,17 @@ class TD3(OffPolicyAlgorithm):
     # ------------------------------------------------------------------ networks
     def _build_policy(self, obs_dim: int, action_dim: int, policy_kwargs: dict[str, Any]) -> TD3Policy:
         activation = policy_kwargs.get("activation_fn", nn.ReLU)
-        actor = DeterministicActor(obs_dim, action_dim, self._net_arch(policy_kwargs, "pi"), activation)
+        actor = DeterministicActor(
+            obs_dim, action_dim, v.net_arch(policy_kwargs, "pi", self.default_net_arch), activation
+        )
         critic = CriticEnsemble(
-            obs_dim, action_dim, self._net_arch(policy_kwargs, "qf"), activation,
+            obs_dim, action_dim, v.net_arch(policy_kwargs, "qf", self.default_net_arch), activation,
             n_critics=policy_kwargs.get("n_critics", self.default_n_critics),
         )  # fmt: skip
         return TD3Policy(actor, critic)
 
     def _build_optimizers(self) -> None:
-        policy: TD3Policy = self._built_policy_module  # type: ignore[assignment]
+        policy = self._policy
         # lr is set from the learning-rate schedules before every training phase.
         self.actor_optimizer = adam(policy.actor.parameters())
         self.critic_optimizer = adam(policy.critic.parameters())
@@ -126,7 +128,7 @@ class TD3(OffPolicyAlgorithm):
             next_actions = policy.actor_target(batch.next_observations)
             if self.target_policy_noise > 0:
                 noise = torch.randn(
-                    next_actions.shape, generator=self._torch_rng, device=next_actions.device,
+                    next_actions.shape, generator=self.training_state.torch_rng, device=next_actions.device,
                     dtype=next_actions.dtype,
                 )  # fmt: skip
                 clip = self.target_noise_clip
@@ -136,7 +138,7 @@ class TD3(OffPolicyAlgorithm):
             return bootstrapped_target(batch, critic_backup(next_q, self.critic_backup))
 
     def _update(self, batch: ReplayBatch) -> dict[str, torch.Tensor]:
-        policy: TD3Policy = self._built_policy_module  # type: ignore[assignment]
+        policy = self._policy
         stats: dict[str, torch.Tensor] = {}
 
         # Critics: regress every Q_i to the clipped double-Q target with target policy smoothing.
@@ -147,7 +149,7 @@ class TD3(OffPolicyAlgorithm):
         stats["critic_loss"] = critic_loss.detach()
 
         # Delayed policy update: maximise Q_1(s, π(s)) (critics held fixed), then move the targets.
-        if (self._n_updates + 1) % self.policy_delay == 0:
+        if (self.training_state.n_updates + 1) % self.policy_delay == 0:
             q_pi = policy.critic(
                 batch.observations, policy.actor(batch.observations), detach_params=True, members=1
             )[0]

@@ -5,21 +5,51 @@ returning False stops training. Unlike SB3, the current step's data reaches a ca
 typed :class:`StepData` (``self.step``), not by string key from the loop's ``locals()``;
 ``self.locals`` remains as a read-only mapping for code written for SB3.
 
-Import these from :mod:`easyrl.callbacks`, which holds the ready-made callbacks too.
+Callbacks see the model through :class:`TrainingModel`, a small protocol, not the concrete
+class: any easyrl estimator is one. Import everything from :mod:`easyrl.callbacks`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+import gymnasium as gym
 import numpy as np
+from gymnasium.vector import VectorEnv
 
 if TYPE_CHECKING:
-    from easyrl.algorithms.base import OffPolicyAlgorithm
     from easyrl.logger import Logger
+
+
+class TrainingModel(Protocol):
+    """What a callback may use of the model it is attached to (every easyrl estimator is one)."""
+
+    logger: Logger
+    observation_space: gym.spaces.Box
+
+    @property
+    def env(self) -> VectorEnv: ...
+    @property
+    def num_timesteps(self) -> int: ...
+    @property
+    def num_envs(self) -> int: ...
+    @property
+    def _total_timesteps(self) -> int:
+        """Where the current ``learn`` call stops, in env steps (SB3's name)."""
+
+    @property
+    def seed_used(self) -> int: ...
+    @property
+    def mean_episode_return(self) -> float | None: ...
+    def predict(
+        self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = False
+    ) -> tuple[np.ndarray, Any]: ...
+    def save(self, path: str) -> Path | None: ...
+    def save_replay_buffer(self, path: str) -> Path | None: ...
 
 
 @dataclass(frozen=True)
@@ -71,7 +101,7 @@ class BaseCallback:
         self.verbose = verbose
         self.n_calls = 0
         self.num_timesteps = 0
-        self.model: OffPolicyAlgorithm | None = None
+        self.model: TrainingModel | None = None
         self.step: StepData | None = None
         self.parent: BaseCallback | None = None
         self._extra_locals: dict[str, Any] = {}
@@ -82,7 +112,7 @@ class BaseCallback:
         return self._model.logger
 
     @property
-    def _model(self) -> OffPolicyAlgorithm:
+    def _model(self) -> TrainingModel:
         if self.model is None:
             raise RuntimeError(f"{type(self).__name__} is not attached to a model; pass it to model.learn().")
         return self.model
@@ -97,7 +127,7 @@ class BaseCallback:
         return self._model.env
 
     # Public hooks, called by the training loop.
-    def init_callback(self, model: OffPolicyAlgorithm) -> None:
+    def init_callback(self, model: TrainingModel) -> None:
         self.model = model
         self._init_callback()
 
@@ -220,7 +250,7 @@ class EventCallback(BaseCallback):
     def _children(self) -> list[BaseCallback]:
         return [self.callback] if self.callback is not None else []
 
-    def init_callback(self, model: OffPolicyAlgorithm) -> None:
+    def init_callback(self, model: TrainingModel) -> None:
         super().init_callback(model)
         for child in self._children():
             child.init_callback(model)

@@ -20,22 +20,19 @@ Because a column is one env's steps in order, n-step returns need no second stor
 reads the next n - 1 slots of the drawn slot's column, stopping at an episode end or at the
 newest sampleable slot (see :meth:`ReplayBuffer.sample`).
 
-Saving (``easyrl.algorithms.replay_io``) exports views of the rows in use plus the host-side
-bookkeeping as JSON (:meth:`ReplayBuffer.export_state`), and loading copies the saved arrays
-straight into the preallocated storage (:meth:`ReplayBuffer.import_targets`), so neither holds
-the transitions twice.
+Saving and loading the buffer's contents is in ``snapshot.py``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-_INITIAL_SIDE_CAPACITY = 64
+from easyrl.buffers.snapshot import INITIAL_SIDE_CAPACITY, ReplaySnapshot
 
 
 class ReplayBatch(NamedTuple):
@@ -60,7 +57,7 @@ def observation_storage_dtype(space: gym.spaces.Box) -> torch.dtype:
     return torch.uint8 if space.dtype == np.uint8 else torch.float32
 
 
-class ReplayBuffer:
+class ReplayBuffer(ReplaySnapshot):
     """Uniform replay of (s, a, r, s', terminated) transitions from ``n_envs`` parallel envs.
 
     Args:
@@ -100,7 +97,7 @@ class ReplayBuffer:
         self.ended = torch.zeros((rows, n_envs), dtype=torch.bool, device=dev)
         self.final_id = torch.zeros((rows, n_envs), dtype=torch.int64, device=dev)
         self.final_observations = torch.empty(
-            (_INITIAL_SIDE_CAPACITY, n_envs, *self.obs_shape), dtype=obs_dtype, device=dev
+            (INITIAL_SIDE_CAPACITY, n_envs, *self.obs_shape), dtype=obs_dtype, device=dev
         )
         # Host-side bookkeeping, so that adding never has to read device memory.
         self.pos = np.zeros(n_envs, dtype=np.int64)
@@ -228,101 +225,6 @@ class ReplayBuffer:
         self._store_final(rows, envs, np.asarray(final_obs)[envs])
         self._sampling_tables = None
 
-    # ------------------------------------------------------------------ saving and loading
-    def _layout(self) -> dict[str, Any]:
-        return {
-            "capacity": self.capacity,
-            "n_envs": self.n_envs,
-            "observation_shape": list(self.obs_shape),
-            "observation_dtype": str(self.observations.dtype).removeprefix("torch."),
-            "action_dim": self.action_dim,
-        }
-
-    def _stored_arrays(self, used: int, side_store: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Views of the first ``used`` rows of every storage tensor, and the side store, by name."""
-        return {
-            "observations": self.observations[:used],
-            "actions": self.actions[:used],
-            "rewards": self.rewards[:used],
-            "terminated": self.terminated[:used],
-            "ended": self.ended[:used],
-            "final_id": self.final_id[:used],
-            "final_observations": side_store,
-        }
-
-    def export_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """The stored transitions as views of the storage (no copies), and the bookkeeping as JSON.
-
-        Only the rows in use are exported, so a partly filled buffer exports its first rows.
-        """
-        used = int(self.count.max())
-        arrays = self._stored_arrays(used, self.final_observations)
-        state = {
-            **self._layout(),
-            "rows_used": used,
-            "side_capacity": int(self.final_observations.shape[0]),
-            "pos": self.pos.tolist(),
-            "count": self.count.tolist(),
-            "side_head": self._side_head.tolist(),
-            "side_tail": self._side_tail.tolist(),
-        }
-        return arrays, state
-
-    def import_targets(self, state: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """Check that ``state`` (from :meth:`export_state`) fits this buffer; the tensors to copy its arrays into.
-
-        Nothing changes until :meth:`finish_import`; raises ValueError saying what differs.
-        """
-        saved = {key: state.get(key) for key in self._layout()}
-        if saved != self._layout():
-            raise ValueError(
-                f"holds a replay buffer of {_describe(saved)}, but this model's buffer has {_describe(self._layout())}"
-            )
-        used, side = state.get("rows_used"), state.get("side_capacity")
-        # The side ring holds at most one final observation per slot, and grows by doubling.
-        if not (
-            isinstance(used, int) and 0 <= used <= self.rows
-            and isinstance(side, int) and 1 <= side <= 2 * self.rows + _INITIAL_SIDE_CAPACITY
-        ):  # fmt: skip
-            raise ValueError("has invalid rows_used/side_capacity values; the file is damaged")
-        pos, count = _int_array(state, "pos", self.n_envs), _int_array(state, "count", self.n_envs)
-        head, tail = _int_array(state, "side_head", self.n_envs), _int_array(state, "side_tail", self.n_envs)
-        consistent = (
-            (count >= 0).all() and (count <= used).all() and (pos >= 0).all() and (pos < self.rows).all()
-            and ((count == self.rows) | (pos == count)).all() and int(count.max(initial=0)) == used
-            and (tail >= 0).all() and (head >= tail).all() and (head - tail <= side).all()
-        )  # fmt: skip
-        if not consistent:
-            raise ValueError(
-                "has inconsistent bookkeeping (pos, count, side_head, side_tail); the file is damaged"
-            )
-        side_store = torch.empty(
-            (side, self.n_envs, *self.obs_shape), dtype=self.observations.dtype, device=self.device
-        )
-        self._pending_import = (used, pos, count, head, tail, side_store)
-        return self._stored_arrays(used, side_store)
-
-    def cancel_import(self) -> None:
-        """Forget :meth:`import_targets` before anything was copied; the buffer is unchanged."""
-        self._pending_import = None
-
-    def finish_import(self, complete: bool = True) -> None:
-        """Adopt the bookkeeping checked by :meth:`import_targets` once its tensors are filled.
-
-        ``complete=False`` (copying failed part way) leaves the buffer empty instead.
-        """
-        assert self._pending_import is not None, "import_targets() must come first"
-        used, pos, count, head, tail, side_store = self._pending_import
-        self._pending_import = None
-        self._sampling_tables = None
-        self._ended_host[:] = False
-        if not complete:
-            self.pos[:] = self.count[:] = self._side_head[:] = self._side_tail[:] = 0
-            return
-        self.pos, self.count, self._side_head, self._side_tail = pos, count, head, tail
-        self.final_observations = side_store
-        self._ended_host[:used] = self.ended[:used].cpu().numpy()
-
     # ------------------------------------------------------------------ sampling
     def _tables(self) -> tuple[int, torch.Tensor | None, torch.Tensor | None]:
         """How a draw k in [0, n_sampleable) maps to a slot, rebuilt after every change.
@@ -427,27 +329,3 @@ class ReplayBuffer:
         window_rewards = torch.where(included, self._flat(self.rewards)[slots] * powers[:n_steps], 0.0)
         last = slots.gather(1, (length - 1)[:, None]).squeeze(1)
         return last, window_rewards.sum(dim=1), powers[length]
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _int_array(state: dict[str, Any], key: str, n_envs: int) -> np.ndarray:
-    value = state.get(key)
-    if not (
-        isinstance(value, list) and len(value) == n_envs and all(_is_int(v) and 0 <= v < 2**62 for v in value)
-    ):
-        raise ValueError(
-            f"has an invalid {key!r} entry (expected {n_envs} integers >= 0); the file is damaged"
-        )
-    return np.asarray(value, dtype=np.int64)
-
-
-def _describe(layout: dict[str, Any]) -> str:
-    shape = layout["observation_shape"]
-    shape = tuple(shape) if isinstance(shape, list) else shape
-    return (
-        f"capacity {layout['capacity']} for {layout['n_envs']} env(s), observations of shape {shape} "
-        f"({layout['observation_dtype']}) and actions of size {layout['action_dim']}"
-    )

@@ -37,8 +37,8 @@ NOISES: dict[str, type[ActionNoise]] = {
 """Noise classes a file may name in ``action_noise``."""
 
 ACTIVATION_KEY = "policy_kwargs.activation_fn"
-_TUPLE = "__tuple__"
-_PICKLED = "__pickled__"
+TUPLE_KEY = "__tuple__"
+PICKLED_KEY = "__pickled__"
 _UNSET = object()
 
 Resolver = Callable[[str], Any]
@@ -76,7 +76,7 @@ def encode_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
 
 def _pickle(name: str, value: Any, pickled: dict[str, Any]) -> dict[str, str]:
     pickled[name] = value
-    return {_PICKLED: name}
+    return {PICKLED_KEY: name}
 
 
 def _to_json(value: Any) -> Any:
@@ -91,8 +91,8 @@ def _to_json(value: Any) -> Any:
         items = [_to_json(item) for item in value]
         if any(item is _UNSET for item in items):
             return _UNSET
-        return {_TUPLE: items} if type(value) is tuple else items
-    if type(value) is dict and all(isinstance(k, str) and k not in (_TUPLE, _PICKLED) for k in value):
+        return {TUPLE_KEY: items} if type(value) is tuple else items
+    if type(value) is dict and all(isinstance(k, str) and k not in (TUPLE_KEY, PICKLED_KEY) for k in value):
         entries = {key: _to_json(item) for key, item in value.items()}
         return _UNSET if any(item is _UNSET for item in entries.values()) else entries
     return _UNSET
@@ -127,8 +127,8 @@ def activation_name(activation: Any) -> str | None:
 def pickled_names(encoded: Any) -> list[str]:
     """Names of the pickled values that ``encoded`` refers to, in order."""
     if isinstance(encoded, dict):
-        if set(encoded) == {_PICKLED}:
-            return [str(encoded[_PICKLED])]
+        if set(encoded) == {PICKLED_KEY}:
+            return [str(encoded[PICKLED_KEY])]
         return [name for item in encoded.values() for name in pickled_names(item)]
     if isinstance(encoded, list):
         return [name for item in encoded for name in pickled_names(item)]
@@ -160,10 +160,10 @@ def _from_json(value: Any, resolve: Resolver) -> Any:
     if isinstance(value, list):
         return [_from_json(item, resolve) for item in value]
     if isinstance(value, dict):
-        if set(value) == {_TUPLE} and isinstance(value[_TUPLE], list):
-            return tuple(_from_json(item, resolve) for item in value[_TUPLE])
-        if set(value) == {_PICKLED} and isinstance(value[_PICKLED], str):
-            return resolve(value[_PICKLED])
+        if set(value) == {TUPLE_KEY} and isinstance(value[TUPLE_KEY], list):
+            return tuple(_from_json(item, resolve) for item in value[TUPLE_KEY])
+        if set(value) == {PICKLED_KEY} and isinstance(value[PICKLED_KEY], str):
+            return resolve(value[PICKLED_KEY])
         return {key: _from_json(item, resolve) for key, item in value.items()}
     return value
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import platform
 from collections.abc import Mapping
@@ -10,12 +9,24 @@ from typing import Any
 
 import numpy as np
 
-from easyrl._zipsafe import MiB, ModelFileError
+from easyrl.serialization.zipsafe import (
+    DEFAULT_LIMITS,
+    METADATA_NAME,
+    MiB,
+    ModelFileError,
+    PathOrFile,
+    ZipLimits,
+    member_pattern,
+    open_checked_zip,
+)
+from easyrl.version import __version__
 
 FORMAT_VERSION = 1
 """Version of the file layout. Bumped only when an older easyrl could misread a newer file."""
 
 _RESERVED = ("format_version", "versions")
+ANY_MEMBER = member_pattern(r"{stem}\.pt", r"pickled/{stem}\.pkl", r"{stem}\.npy")
+"""Every member an easyrl file (a model or an arrays file) may have."""
 
 
 def versions() -> dict[str, str]:
@@ -23,12 +34,8 @@ def versions() -> dict[str, str]:
     import gymnasium
     import torch
 
-    try:
-        easyrl_version = str(getattr(importlib.import_module("easyrl"), "__version__", "unknown"))
-    except Exception:  # a half-initialised or broken package must not stop a save
-        easyrl_version = "unknown"
     return {
-        "easyrl": easyrl_version,
+        "easyrl": __version__,
         "torch": str(torch.__version__),
         "gymnasium": str(gymnasium.__version__),
         "numpy": str(np.__version__),
@@ -118,3 +125,17 @@ def parse_metadata(data: bytes, file_name: str, check_version: bool = True) -> d
             "Upgrade easyrl: pip install --upgrade easyrl",
         )
     return document
+
+
+def read_metadata(
+    path: PathOrFile,
+    *,
+    check_version: bool = True,
+    limits: ZipLimits = DEFAULT_LIMITS,
+) -> dict[str, Any]:
+    """Return the `metadata.json` of a model or arrays file without loading anything else.
+
+    With `check_version=False` a file from a newer easyrl is read too (to show what wrote it).
+    """
+    with open_checked_zip(path, ANY_MEMBER, limits) as reader:
+        return parse_metadata(reader.read(METADATA_NAME), reader.name, check_version=check_version)

@@ -7,21 +7,24 @@ is ever held twice in full.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, overload
 
 import numpy as np
 import torch
 
-from easyrl._zipmeta import encode_metadata, parse_metadata
-from easyrl._zipsafe import (
+from easyrl.serialization.metadata import ANY_MEMBER, encode_metadata, parse_metadata
+from easyrl.serialization.zipsafe import (
     DEFAULT_LIMITS,
     METADATA_NAME,
     MiB,
+    ModelFileError,
     PathOrFile,
     ZipLimits,
     ZipReader,
@@ -37,6 +40,7 @@ _ARRAY_MEMBERS = member_pattern(r"{stem}\.npy")
 # Bool, signed and unsigned integers, floats, complex: everything a buffer holds, nothing that pickles.
 _ARRAY_KINDS = "biufc"
 _DEVICE_CHUNK_BYTES = 64 * MiB
+_STREAM_CHUNK_BYTES = 16 * MiB
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -137,8 +141,18 @@ def _write_device_tensor(out: IO[bytes], tensor: torch.Tensor, dtype: np.dtype[A
         out.write(flat[start : start + step].cpu().numpy().tobytes())
 
 
-def read_npy_header(reader: ZipReader, member: str) -> tuple[tuple[int, ...], np.dtype[Any], bool]:
-    """Shape, dtype and Fortran order of a plain numeric ``.npy`` member whose size matches its header.
+@dataclass(frozen=True)
+class NpyHeader:
+    """What a checked ``.npy`` member's header says, and where its data starts."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    fortran_order: bool
+    data_offset: int
+
+
+def read_npy_header(reader: ZipReader, member: str) -> NpyHeader:
+    """The header of a plain numeric ``.npy`` member whose size matches it (the one ``.npy`` header reader).
 
     Reads only the header; object arrays (which would need unpickling) are refused.
     """
@@ -161,16 +175,100 @@ def read_npy_header(reader: ZipReader, member: str) -> tuple[tuple[int, ...], np
         )
     if offset + math.prod(shape) * dtype.itemsize != reader.info(member).file_size:
         raise reader.error(f"has a damaged member {member!r} (its size does not match its .npy header).")
-    return tuple(shape), dtype, bool(fortran_order)
+    return NpyHeader(tuple(shape), dtype, bool(fortran_order), offset)
 
 
 def _read_array(reader: ZipReader, member: str) -> np.ndarray:
-    shape, dtype, _ = read_npy_header(reader, member)
+    header = read_npy_header(reader, member)
     with reader.open(member) as stream:
         try:
             array = np.load(stream, allow_pickle=False)
         except ValueError as error:
             raise reader.error(f"has a member {member!r} that could not be read ({error}).") from None
-    if not isinstance(array, np.ndarray) or array.shape != tuple(shape) or array.dtype != dtype:
+    if not isinstance(array, np.ndarray) or array.shape != header.shape or array.dtype != header.dtype:
         raise reader.error(f"has a damaged member {member!r} (its data does not match its .npy header).")
     return array
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Streaming reads, for arrays too big to hold twice (a replay buffer)
+# ---------------------------------------------------------------------------------------------------------
+
+
+class ArraysReader:
+    """An open, checked arrays file: its metadata, its members' headers, and reads into given storage.
+
+    Members other than ``.npy`` arrays pass the directory check (so the caller can name them in
+    its own error) but cannot be read here.
+    """
+
+    def __init__(self, reader: ZipReader) -> None:
+        self._reader = reader
+        self.name = reader.name
+        self.metadata = parse_metadata(reader.read(METADATA_NAME), reader.name)
+        self.members = [name for name in reader.names if name != METADATA_NAME]
+        self._headers: dict[str, NpyHeader] = {}
+
+    def error(self, problem: str) -> ModelFileError:
+        """A `ModelFileError` naming this file."""
+        return self._reader.error(problem)
+
+    def header(self, member: str) -> NpyHeader:
+        """The checked header of ``.npy`` member ``member`` (read once)."""
+        if member not in self._headers:
+            self._headers[member] = read_npy_header(self._reader, member)
+        return self._headers[member]
+
+    def read_into(self, member: str, target: torch.Tensor) -> None:
+        """Stream the data of ``member`` into the contiguous tensor ``target`` of its size, a chunk at a time."""
+        flat = target.view(-1)
+        if flat.device.type == "cpu":
+            self._read_bytes(member, memoryview(flat.numpy()).cast("B"))  # type: ignore[arg-type]
+            return
+        itemsize = flat.element_size()
+        step = max(_STREAM_CHUNK_BYTES // itemsize, 1)
+        with self._data(member, flat.numel() * itemsize) as stream:
+            for start in range(0, flat.numel(), step):
+                count = min(step, flat.numel() - start)
+                chunk = bytearray(count * itemsize)
+                self._fill(member, stream, memoryview(chunk))
+                flat[start : start + count].copy_(torch.frombuffer(chunk, dtype=flat.dtype))
+
+    def read(self, member: str) -> np.ndarray:
+        """The whole array of ``member``, as numpy."""
+        header = self.header(member)
+        array = np.empty(header.shape, dtype=header.dtype)
+        self._read_bytes(member, memoryview(array.reshape(-1)).cast("B"))  # type: ignore[arg-type]
+        return array
+
+    def _read_bytes(self, member: str, view: memoryview) -> None:
+        with self._data(member, len(view)) as stream:
+            for start in range(0, len(view), _STREAM_CHUNK_BYTES):
+                self._fill(member, stream, view[start : start + _STREAM_CHUNK_BYTES])
+
+    @contextlib.contextmanager
+    def _data(self, member: str, nbytes: int) -> Iterator[IO[bytes]]:
+        """A stream at the start of ``member``'s data, checked to hold ``nbytes`` in C order."""
+        header = self.header(member)
+        if header.fortran_order:  # the data is copied as it lies, into C-ordered storage
+            raise self.error(f"has a member {member!r} in Fortran order, which easyrl never writes.")
+        if nbytes != math.prod(header.shape) * header.dtype.itemsize:
+            raise ValueError(f"{member} holds {header.shape} {header.dtype}, not {nbytes} bytes")
+        with self._reader.open(member) as stream:
+            self._fill(member, stream, memoryview(bytearray(header.data_offset)))
+            yield stream
+
+    def _fill(self, member: str, stream: IO[bytes], view: memoryview) -> None:
+        filled = 0
+        while filled < len(view):
+            count = stream.readinto(view[filled:])  # type: ignore[attr-defined]
+            if not count:
+                raise self.error(f"has a damaged member {member!r} (it ends early).")
+            filled += count
+
+
+@contextlib.contextmanager
+def open_arrays_zip(path: PathOrFile, *, limits: ZipLimits = DEFAULT_LIMITS) -> Iterator[ArraysReader]:
+    """Open an arrays file for streaming reads, after checking its directory and metadata."""
+    with open_checked_zip(path, ANY_MEMBER, limits) as reader:
+        yield ArraysReader(reader)

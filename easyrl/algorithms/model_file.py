@@ -1,10 +1,10 @@
-"""A model <-> its zip file: what ``save`` writes and ``load`` reads back (see docs/model-format.md).
+"""A model <-> its model file: what ``save`` writes and ``load`` reads back (see docs/model-format.md).
 
-The file holds the constructor parameters as JSON (``_params_codec``), the spaces, the counters, one
+The file holds the constructor parameters as JSON (``easyrl.serialization.params``), the spaces, one
 weights member per state dict (``policy``, each optimizer, and ``variables`` such as SAC's entropy
-coefficient), and the learner's state for an exact resume (``training_state``): every random generator,
-the exploration noise, each env's episode seed, the episode statistics and the last observations.
-Nothing in it is unpickled unless the caller trusts a pickled parameter by name.
+coefficient), and the model's :class:`~easyrl.algorithms.training_state.TrainingState` for an exact
+resume. Nothing in it is unpickled unless the caller trusts a pickled parameter by name. This module
+uses only the format package's public functions, and finds the algorithm a file names in the registry.
 """
 
 from __future__ import annotations
@@ -15,24 +15,20 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import gymnasium as gym
-import numpy as np
 import torch
 
-from easyrl.algorithms import replay_io
-from easyrl.algorithms._env_restore import (
-    PendingEnvState,
-    check_spaces,
-    checked_env_state,
-    placeholder_env,
-    restore_env,
-)
-from easyrl.algorithms._env_restore import set_env as set_env  # part of this module's interface
-from easyrl.algorithms._params_codec import ACTIVATION_KEY, decode_params, encode_params, pickled_names
+from easyrl.algorithms import replay_file
+from easyrl.algorithms.model_envs import check_same_spaces, placeholder_env
+from easyrl.algorithms.registry import algorithm_class, algorithm_names
 from easyrl.envs import EnvLike
 from easyrl.serialization import (
+    ACTIVATION_KEY,
     LoadedZip,
     ModelFileError,
+    decode_params,
+    encode_params,
     pickled_member,
+    pickled_names,
     read_metadata,
     read_model_zip,
     space_from_json,
@@ -46,7 +42,7 @@ if TYPE_CHECKING:
 
     from easyrl.algorithms.base import OffPolicyAlgorithm
 
-ModelT = TypeVar("ModelT", bound="OffPolicyAlgorithm")
+ModelT = TypeVar("ModelT", bound="OffPolicyAlgorithm[Any]")
 PathOrFile = str | os.PathLike[str] | IO[bytes]
 Fail = Callable[[str], Exception]
 
@@ -55,20 +51,11 @@ VARIABLES = "variables"
 TRAINING_STATE = "training_state"
 
 
-def algorithms() -> dict[str, type[OffPolicyAlgorithm]]:
-    """The algorithms a file may name, by name (an explicit registry: a file never names a class to import)."""
-    from easyrl.algorithms.ddpg import DDPG
-    from easyrl.algorithms.sac import SAC
-    from easyrl.algorithms.td3 import TD3
-
-    return {"SAC": SAC, "TD3": TD3, "DDPG": DDPG}
-
-
 # ---------------------------------------------------------------------------------------------- saving
-def save_model(model: OffPolicyAlgorithm, path: PathOrFile) -> Path | None:
+def save_model(model: OffPolicyAlgorithm[Any], path: PathOrFile) -> Path | None:
     model._setup()
     params, pickled = encode_params(model.get_params())
-    env_state, last_obs = _env_checkpoint(model)
+    state, tensors = model.training_state.to_file(model._device)
     metadata = {
         "algorithm": model.algorithm_name,
         "params": params,
@@ -78,58 +65,27 @@ def save_model(model: OffPolicyAlgorithm, path: PathOrFile) -> Path | None:
         "action_space": space_to_json(model.action_space),
         "num_envs": model.num_envs,
         "device": str(model._device),
-        "num_timesteps": model.num_timesteps,
-        "n_updates": model._n_updates,
-        "episodes": model._episode_num,
-        "training_state": {
-            "np_rng": model._np_rng.bit_generator.state,
-            "noise": model._noise.get_state() if model._noise is not None else None,
-            "env": env_state,
-            "at_episode_boundary": last_obs is not None and _at_boundary(env_state),
-            "env_seed": model._env_seed,
-            "seed_used": model._seed_used,
-            "episode_stats": [[float(r), int(n)] for r, n in model.ep_info_buffer],
-            "generator_device": model._device.type,
-        },
+        **state,
     }
-    tensors: dict[str, Any] = {
-        "torch_rng": model._torch_rng.get_state(),
-        "predict_rng": model._predict_rng.get_state(),
-    }
-    if last_obs is not None:
-        tensors["last_obs"] = torch.as_tensor(np.asarray(last_obs))
     return write_model_zip(path, metadata, {**get_parameters(model), TRAINING_STATE: tensors}, pickled)
 
 
-def _env_checkpoint(model: OffPolicyAlgorithm) -> tuple[dict[str, Any], np.ndarray | None]:
-    pending: PendingEnvState | None = getattr(model, "_pending_env_state", None)
-    if pending is not None and pending.num_timesteps == model.num_timesteps:
-        return pending.env, pending.last_obs
-    return model._stepper.get_state(), model._last_obs
-
-
-def _at_boundary(env_state: dict[str, Any]) -> bool:
-    return all(s == 0 for s in env_state["steps_since_reset"]) and all(
-        s >= 0 for s in env_state["episode_seeds"]
-    )
-
-
 # ---------------------------------------------------------------------------------------------- parameters
-def _optimizers(model: OffPolicyAlgorithm) -> dict[str, torch.optim.Optimizer]:
+def _optimizers(model: OffPolicyAlgorithm[Any]) -> dict[str, torch.optim.Optimizer]:
     found = {
         k: v for k, v in vars(model).items() if isinstance(v, torch.optim.Optimizer) and not k.startswith("_")
     }
     return dict(sorted(found.items()))
 
 
-def _variables(model: OffPolicyAlgorithm) -> dict[str, torch.Tensor]:
+def _variables(model: OffPolicyAlgorithm[Any]) -> dict[str, torch.Tensor]:
     found = {k: v for k, v in vars(model).items() if isinstance(v, torch.Tensor) and not k.startswith("_")}
     return dict(sorted(found.items()))
 
 
-def get_parameters(model: OffPolicyAlgorithm) -> dict[str, dict[str, Any]]:
+def get_parameters(model: OffPolicyAlgorithm[Any]) -> dict[str, dict[str, Any]]:
     model._setup()
-    parameters: dict[str, dict[str, Any]] = {POLICY: model._built_policy_module.state_dict()}
+    parameters: dict[str, dict[str, Any]] = {POLICY: model._policy.state_dict()}
     parameters.update({name: optimizer.state_dict() for name, optimizer in _optimizers(model).items()})
     variables = _variables(model)
     if variables:
@@ -138,7 +94,7 @@ def get_parameters(model: OffPolicyAlgorithm) -> dict[str, dict[str, Any]]:
 
 
 def set_parameters(
-    model: OffPolicyAlgorithm, source: PathOrFile | Mapping[str, Mapping[str, Any]], exact_match: bool
+    model: OffPolicyAlgorithm[Any], source: PathOrFile | Mapping[str, Mapping[str, Any]], exact_match: bool
 ) -> None:
     model._setup()
     if isinstance(source, Mapping):
@@ -152,7 +108,7 @@ def set_parameters(
 
 
 def _apply_parameters(
-    model: OffPolicyAlgorithm, groups: Mapping[str, Mapping[str, Any]], exact_match: bool, fail: Fail
+    model: OffPolicyAlgorithm[Any], groups: Mapping[str, Mapping[str, Any]], exact_match: bool, fail: Fail
 ) -> None:
     optimizers, variables = _optimizers(model), _variables(model)
     known = {POLICY, *optimizers, *([VARIABLES] if variables else [])}
@@ -165,7 +121,7 @@ def _apply_parameters(
     for name, state in groups.items():
         try:
             if name == POLICY:
-                model._built_policy_module.load_state_dict(state, strict=exact_match)
+                model._policy.load_state_dict(state, strict=exact_match)
             elif name == VARIABLES:
                 _load_variables(variables, state, exact_match)
             else:
@@ -243,7 +199,7 @@ def load_model(
         env_id = metadata.get("env_id")
         model.env_id = env_id if isinstance(env_id, str) else None
     actual = (model.observation_space, model.action_space)
-    check_spaces((observation_space, action_space), actual, "The env passed to load()", loaded.path)
+    check_same_spaces((observation_space, action_space), actual, "The env passed to load()", loaded.path)
     groups = {name: sd for name, sd in loaded.state_dicts.items() if name != TRAINING_STATE}
     _apply_parameters(model, groups, True, fail)
     _restore_training_state(
@@ -254,7 +210,7 @@ def load_model(
 
 def _is_replay_buffer_file(path: str | os.PathLike[str]) -> bool:
     try:
-        return read_metadata(path).get("kind") == replay_io.KIND
+        return read_metadata(path).get("kind") == replay_file.KIND
     except (OSError, ValueError):
         return False
 
@@ -264,14 +220,15 @@ def _failure(path: str) -> Fail:
 
 
 def _algorithm(cls: type[ModelT], name: Any, fail: Fail) -> type[ModelT]:
-    known = algorithms()
-    if not isinstance(name, str) or name not in known:
-        raise fail(f"holds an unknown algorithm {name!r}; easyrl reads models of {', '.join(known)}.")
+    known = algorithm_class(name)
+    if known is None:
+        raise fail(
+            f"holds an unknown algorithm {name!r}; easyrl reads models of {', '.join(algorithm_names())}."
+        )
     if cls.algorithm_name == name:
         return cls
-    if cls.algorithm_name == "OffPolicyAlgorithm" and issubclass(known[name], cls):
-        # A subclass of cls, as checked above.
-        found: type[ModelT] = known[name]  # type: ignore[assignment]
+    if cls.algorithm_name == "OffPolicyAlgorithm" and issubclass(known, cls):
+        found: type[ModelT] = known
         return found
     raise fail(
         f"holds a {name} model, not a {cls.algorithm_name} one: load it with {name}.load(...) or easyrl.load(...)."
@@ -338,44 +295,18 @@ def _non_negative_int(metadata: dict[str, Any], key: str, fail: Fail) -> int:
 
 # ---------------------------------------------------------------------------------------------- learner state
 def _restore_training_state(
-    model: OffPolicyAlgorithm,
+    model: OffPolicyAlgorithm[Any],
     metadata: dict[str, Any],
     tensors: Mapping[str, Any],
     num_envs: int,
     fail: Fail,
     no_env: bool,
 ) -> None:
-    state = metadata.get("training_state")
+    state = model.training_state
     try:
-        model.num_timesteps = _non_negative_int(metadata, "num_timesteps", fail)
-        model._n_updates = _non_negative_int(metadata, "n_updates", fail)
-        model._episode_num = _non_negative_int(metadata, "episodes", fail)
-        if not isinstance(state, dict):
-            raise TypeError("training_state is not a JSON object")
-        model._np_rng.bit_generator.state = state["np_rng"]
-        model._seed_used = int(state["seed_used"])
-        model._env_seed = None if state["env_seed"] is None else int(state["env_seed"])
-        model.ep_info_buffer.clear()
-        model.ep_info_buffer.extend((float(r), int(n)) for r, n in state["episode_stats"])
-        # A CUDA generator's state means nothing to a CPU generator (and the other way round).
-        if state["generator_device"] == model._device.type:
-            model._torch_rng.set_state(tensors["torch_rng"])
-            model._predict_rng.set_state(tensors["predict_rng"])
-        same_envs = num_envs == model.num_envs
-        if model._noise is not None and state["noise"] is not None and same_envs:
-            model._noise.set_state(state["noise"])
-        env_state = checked_env_state(state["env"], num_envs)
-        model._stepper.seed_rng.bit_generator.state = env_state["seed_rng"]
-        last_obs = tensors.get("last_obs")
-        if last_obs is not None and tuple(last_obs.shape) != (num_envs, *model.observation_space.shape):
-            raise ValueError(f"last_obs has shape {tuple(last_obs.shape)}")
-        last = None if last_obs is None or not same_envs else np.asarray(last_obs.numpy())
-        if no_env:
-            model._pending_env_state = PendingEnvState(model.num_timesteps, env_state, last)  # type: ignore[attr-defined]
-        else:
-            restore_env(model, env_state, last)
-    except ModelFileError:
-        raise
+        state.restore(metadata, dict(tensors), num_envs, tuple(model.observation_space.shape), model._device)
+        if not no_env:
+            model._resume_envs()
     except (
         KeyError,
         TypeError,
@@ -386,17 +317,3 @@ def _restore_training_state(
         OverflowError,
     ) as error:
         raise fail(f"has a damaged training state ({type(error).__name__}: {error}).") from None
-
-
-def load(
-    path: PathOrFile,
-    env: EnvLike | None = None,
-    device: str | torch.device = "auto",
-    custom_objects: Mapping[str, Any] | None = None,
-    trusted_pickles: Iterable[str] | bool = (),
-    **overrides: Any,
-) -> OffPolicyAlgorithm:
-    """Load a model saved by any easyrl algorithm: the file names it (see ``SAC.load`` for the arguments)."""
-    from easyrl.algorithms.base import OffPolicyAlgorithm
-
-    return load_model(OffPolicyAlgorithm, path, env, device, custom_objects, trusted_pickles, overrides)

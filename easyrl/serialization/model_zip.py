@@ -26,8 +26,8 @@ from typing import IO, Any, overload
 
 import torch
 
-from easyrl._zipmeta import FORMAT_VERSION, encode_metadata, parse_metadata, versions
-from easyrl._zipsafe import (
+from easyrl.serialization.metadata import encode_metadata, parse_metadata
+from easyrl.serialization.zipsafe import (
     DEFAULT_LIMITS,
     METADATA_NAME,
     ModelFileError,
@@ -41,29 +41,9 @@ from easyrl._zipsafe import (
     open_checked_zip,
     resolve_save_path,
 )
-from easyrl.serialization_arrays import read_arrays_zip, write_arrays_zip
-from easyrl.serialization_spaces import space_from_json, space_to_json
-
-__all__ = [
-    "DEFAULT_LIMITS",
-    "FORMAT_VERSION",
-    "LoadedZip",
-    "ModelFileError",
-    "ZipLimits",
-    "read_arrays_zip",
-    "read_metadata",
-    "read_model_zip",
-    "space_from_json",
-    "space_to_json",
-    "untrusted_pickle_error",
-    "versions",
-    "write_arrays_zip",
-    "write_model_zip",
-]
 
 PICKLED_PREFIX = "pickled/"
 _MODEL_MEMBERS = member_pattern(r"{stem}\.pt", r"pickled/{stem}\.pkl")
-_ANY_EASYRL_MEMBER = member_pattern(r"{stem}\.pt", r"pickled/{stem}\.pkl", r"{stem}\.npy")
 # What torch.load(weights_only=True) rebuilds without help; anything else would make a file unloadable.
 # Exact types: a subclass (numpy.float64 is a float) would be pickled as its own class and refused.
 _WEIGHT_LEAVES = (torch.Tensor, torch.nn.Parameter, bool, int, float, str, type(None))
@@ -169,20 +149,6 @@ def read_model_zip(
                 else:
                     loaded.untrusted_pickles.append(name)
     return loaded
-
-
-def read_metadata(
-    path: PathOrFile,
-    *,
-    check_version: bool = True,
-    limits: ZipLimits = DEFAULT_LIMITS,
-) -> dict[str, Any]:
-    """Return the `metadata.json` of a model or arrays file without loading anything else.
-
-    With `check_version=False` a file from a newer easyrl is read too (to show what wrote it).
-    """
-    with open_checked_zip(path, _ANY_EASYRL_MEMBER, limits) as reader:
-        return parse_metadata(reader.read(METADATA_NAME), reader.name, check_version=check_version)
 
 
 def untrusted_pickle_error(path: object, member: str, param_name: str) -> ModelFileError:
