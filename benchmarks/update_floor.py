@@ -69,7 +69,9 @@ def build(algo: str, env_id: str, warmup: int) -> dict[str, Callable[[], None]]:
     model = make_model("easyrl", algo, env_id, warmup, "cpu", False).learn(warmup + 50)
 
     def easyrl_step() -> None:
-        batch = model.replay_buffer.sample(model.batch_size, model.training_state.torch_rng, gamma=model.gamma)
+        batch = model.replay_buffer.sample(
+            model.batch_size, model.training_state.torch_rng, gamma=model.gamma
+        )
         model._update(batch)
         model._n_updates += 1
 

@@ -79,7 +79,9 @@ def sample(model: Any, batch_size: int = 32) -> ReplayBatch:
 def sac_next_values(model: SAC, batch: ReplayBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """The target critics' values (n, B) and log π at s' for the actions the update would draw."""
     with torch.no_grad():
-        next_actions, next_log_prob = model.policy.actor(batch.next_observations, model.training_state.torch_rng)
+        next_actions, next_log_prob = model.policy.actor(
+            batch.next_observations, model.training_state.torch_rng
+        )
         return model.policy.critic_target(batch.next_observations, next_actions), next_log_prob
 
 
@@ -137,7 +139,8 @@ def test_value_network_replaces_the_target_critics_with_v_and_its_target() -> No
     batch = sample(model)._replace(discounts=torch.full((32,), 0.5))
     state = model.training_state.torch_rng.get_state()
     target = model._critic_target(policy, batch, torch.tensor(0.2))
-    assert torch.equal(model.training_state.torch_rng.get_state(), state)  # no next action is drawn: V̄ needs none
+    # No next action is drawn: V̄ needs none.
+    assert torch.equal(model.training_state.torch_rng.get_state(), state)
     with torch.no_grad():
         expected = batch.rewards + 0.5 * (1 - batch.terminated) * policy.value_target(batch.next_observations)
     torch.testing.assert_close(target, expected)

@@ -85,7 +85,7 @@ def _variables(model: OffPolicyAlgorithm[Any]) -> dict[str, torch.Tensor]:
 
 def get_parameters(model: OffPolicyAlgorithm[Any]) -> dict[str, dict[str, Any]]:
     model._setup()
-    parameters: dict[str, dict[str, Any]] = {POLICY: model._policy.state_dict()}
+    parameters: dict[str, dict[str, Any]] = {POLICY: model.policy.state_dict()}
     parameters.update({name: optimizer.state_dict() for name, optimizer in _optimizers(model).items()})
     variables = _variables(model)
     if variables:
@@ -121,7 +121,7 @@ def _apply_parameters(
     for name, state in groups.items():
         try:
             if name == POLICY:
-                model._policy.load_state_dict(state, strict=exact_match)
+                model.policy.load_state_dict(state, strict=exact_match)
             elif name == VARIABLES:
                 _load_variables(variables, state, exact_match)
             else:
