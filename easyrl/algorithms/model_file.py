@@ -20,6 +20,7 @@ import torch
 from easyrl.algorithms import replay_file
 from easyrl.algorithms.model_envs import check_same_spaces, placeholder_env
 from easyrl.algorithms.registry import algorithm_class, algorithm_names
+from easyrl.algorithms.training_state import read_count
 from easyrl.envs import EnvLike
 from easyrl.serialization import (
     ACTIVATION_KEY,
@@ -180,7 +181,10 @@ def load_model(
     algorithm = _algorithm(cls, metadata.get("algorithm"), fail)
     params = _params(algorithm, loaded, custom, fail)
     observation_space, action_space = _spaces(metadata, fail)
-    num_envs = _non_negative_int(metadata, "num_envs", fail) or 1
+    try:
+        num_envs = read_count(metadata, "num_envs") or 1
+    except ValueError as error:
+        raise fail(f"has an {error}; the file is damaged.") from None
     model = algorithm(**{**params, "device": device})
     model.set_params(**overrides)
     no_env = env is None and model._param("env") is None
@@ -284,13 +288,6 @@ def _spaces(metadata: dict[str, Any], fail: Fail) -> tuple[gym.spaces.Box, gym.s
             raise fail(f"has a {type(space).__name__} {key}; easyrl models have Box spaces.")
         spaces.append(space)
     return spaces[0], spaces[1]
-
-
-def _non_negative_int(metadata: dict[str, Any], key: str, fail: Fail) -> int:
-    value = metadata.get(key, 0)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise fail(f"has an invalid {key} {value!r}; the file is damaged.")
-    return value
 
 
 # ---------------------------------------------------------------------------------------------- learner state

@@ -120,9 +120,9 @@ class TrainingState:
         the envs back there is the model's job, once it has envs.
         """
         state = metadata.get("training_state")
-        self.num_timesteps = _count(metadata, "num_timesteps")
-        self.n_updates = _count(metadata, "n_updates")
-        self.episode_num = _count(metadata, "episodes")
+        self.num_timesteps = read_count(metadata, "num_timesteps")
+        self.n_updates = read_count(metadata, "n_updates")
+        self.episode_num = read_count(metadata, "episodes")
         if not isinstance(state, dict):
             raise TypeError("training_state is not a JSON object")
         self.warmup_rng.bit_generator.state = state["np_rng"]
@@ -150,7 +150,8 @@ class TrainingState:
         self.resume_obs = None if last_obs is None or not same_envs else np.asarray(last_obs.numpy())
 
 
-def _count(metadata: dict[str, Any], key: str) -> int:
+def read_count(metadata: dict[str, Any], key: str) -> int:
+    """A counter from a file's metadata (0 when absent); ValueError unless it is an integer >= 0."""
     value = metadata.get(key, 0)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"invalid {key} {value!r}")
