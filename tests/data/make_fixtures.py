@@ -57,6 +57,17 @@ def parameter_hash(model: Any) -> str:
     return digest.hexdigest()
 
 
+def cpu_model() -> str:
+    """The CPU's model name (its rounding is what the hashes depend on)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def build(name: str) -> Any:
     estimator, extra = CASES[name]
     return estimator("Pendulum-v1", seed=0, **SETTINGS, **extra)
@@ -66,7 +77,7 @@ def main() -> None:
     torch.set_num_threads(1)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout
     record: dict[str, Any] = {
-        "recorded_on": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__},
+        "recorded_on": {"cpu": cpu_model(), "torch": torch.__version__},
         "commit": commit.strip(),
         "steps": STEPS,
         "then": THEN,
