@@ -10,12 +10,11 @@ model counts and draws while training is one object, its :class:`TrainingState`.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
-from typing import IO, Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 import torch
@@ -34,9 +33,9 @@ from easyrl.envs import EnvLike, EnvStepper, env_id_of, make_vec_env
 from easyrl.logger import Logger, configure
 from easyrl.networks import Policy
 from easyrl.noise import ActionNoise
+from easyrl.serialization import PathOrFile
 
 PolicyT = TypeVar("PolicyT", bound=Policy)
-PathOrFile = str | os.PathLike[str] | IO[bytes]
 
 POLICY_NAMES = ("MlpPolicy",)
 """SB3 policy names accepted as the ``policy`` argument (easyrl infers the policy anyway)."""
@@ -165,8 +164,10 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
     def _check_combinations(self) -> None:
         """Raise ValueError for settings that are valid alone but not together; subclasses add theirs."""
 
-    def _setup(self) -> None:
-        """Validate the parameters and build env, networks, buffer and generators (once)."""
+    def _setup(self, stand_in_env: VectorEnv | None = None) -> None:
+        """Validate the parameters and build env, networks, buffer and generators (once).
+
+        ``stand_in_env`` serves when ``env`` is None: the envs of a model loaded without one."""
         if self._is_setup:
             return
         self._validate_params()
@@ -178,11 +179,12 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
         v.check_keys((self.policy_kwargs or {}).keys(), self.policy_kwargs_keys, "policy_kwargs")
         self._device = v.resolve_device(self.device)
         env_arg = self._param("env")
-        if env_arg is None:
+        source = env_arg if env_arg is not None else stand_in_env
+        if source is None:
             raise ValueError(
                 f"{self.algorithm_name} needs an env: pass an env id, a gymnasium.Env or a factory."
             )
-        vec_env = make_vec_env(env_arg, self.n_envs, autoreset=False)  # EnvStepper resets, from seeds
+        vec_env = make_vec_env(source, self.n_envs, autoreset=False)  # EnvStepper resets, from seeds
         self.observation_space, self.action_space = v.supported_spaces(vec_env, self.algorithm_name)
         self.env_id = env_id_of(env_arg)
         self.num_envs = vec_env.num_envs

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Iterable, Mapping
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import gymnasium as gym
 import torch
@@ -26,6 +26,7 @@ from easyrl.serialization import (
     ACTIVATION_KEY,
     LoadedZip,
     ModelFileError,
+    PathOrFile,
     decode_params,
     encode_params,
     pickled_member,
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
     from easyrl.algorithms.base import OffPolicyAlgorithm
 
 ModelT = TypeVar("ModelT", bound="OffPolicyAlgorithm[Any]")
-PathOrFile = str | os.PathLike[str] | IO[bytes]
 Fail = Callable[[str], Exception]
 
 POLICY = "policy"
@@ -190,16 +190,16 @@ def load_model(
     no_env = env is None and model._param("env") is None
     if env is not None:
         model.env = env
-    elif no_env:
-        model.env = placeholder_env(
-            loaded.path, model.algorithm_name, observation_space, action_space, num_envs
-        )
+    stand_in = (
+        placeholder_env(loaded.path, model.algorithm_name, observation_space, action_space, num_envs)
+        if no_env
+        else None
+    )
     try:
-        model._setup()
+        model._setup(stand_in)
     except ValueError as error:  # an invalid parameter or env id in the file, or in the overrides
         raise ModelFileError(loaded.path, f"could not be loaded: {error}") from None
     if no_env:
-        model.__dict__["_env_argument"] = None
         env_id = metadata.get("env_id")
         model.env_id = env_id if isinstance(env_id, str) else None
     actual = (model.observation_space, model.action_space)

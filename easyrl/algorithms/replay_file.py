@@ -8,13 +8,12 @@ costs no extra memory to save or load.
 
 from __future__ import annotations
 
-import os
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from easyrl.serialization import ArraysReader, open_arrays_zip, write_arrays_zip
+from easyrl.serialization import ArraysReader, PathOrFile, open_arrays_zip, write_arrays_zip
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -27,9 +26,7 @@ KIND = "easyrl.replay_buffer"
 LAST_OBSERVATIONS = "last_observations"
 
 
-def save_replay_buffer(
-    model: OffPolicyAlgorithm[Any], path: str | os.PathLike[str] | IO[bytes]
-) -> Path | None:
+def save_replay_buffer(model: OffPolicyAlgorithm[Any], path: PathOrFile) -> Path | None:
     """Write ``model``'s replay buffer, and the observations that follow its newest transitions."""
     model._setup()
     arrays: dict[str, Any]
@@ -46,7 +43,7 @@ def save_replay_buffer(
     return write_arrays_zip(path, arrays, metadata)
 
 
-def load_replay_buffer(model: OffPolicyAlgorithm[Any], path: str | os.PathLike[str] | IO[bytes]) -> None:
+def load_replay_buffer(model: OffPolicyAlgorithm[Any], path: PathOrFile) -> None:
     """Fill ``model``'s replay buffer from a file written by :func:`save_replay_buffer`.
 
     The episodes in progress at the newest transitions stay open only if the model's envs continue

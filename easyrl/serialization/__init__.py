@@ -30,7 +30,7 @@ from easyrl.serialization.model_zip import (
 )
 from easyrl.serialization.params import ACTIVATION_KEY, decode_params, encode_params, pickled_names
 from easyrl.serialization.spaces import space_from_json, space_to_json
-from easyrl.serialization.zipsafe import DEFAULT_LIMITS, ModelFileError, ZipLimits
+from easyrl.serialization.zipsafe import DEFAULT_LIMITS, ModelFileError, PathOrFile, ZipLimits
 
 __all__ = [
     "ACTIVATION_KEY",
@@ -40,6 +40,7 @@ __all__ = [
     "LoadedZip",
     "ModelFileError",
     "NpyHeader",
+    "PathOrFile",
     "ZipLimits",
     "decode_params",
     "encode_params",
