@@ -1,10 +1,21 @@
 """easyrl: fast, safe, scikit-learn-style deep RL for continuous control."""
 
 from easyrl.algorithms import DDPG, SAC, TD3, OffPolicyAlgorithm
+from easyrl.buffers import HerReplayBuffer, ReplayBuffer
 from easyrl.evaluation import evaluate_policy
 from easyrl.version import __version__
 
 load = OffPolicyAlgorithm.load
 """Load a model of any algorithm: the file names it (the arguments are those of ``SAC.load``)."""
 
-__all__ = ["DDPG", "SAC", "TD3", "OffPolicyAlgorithm", "__version__", "evaluate_policy", "load"]
+__all__ = [
+    "DDPG",
+    "SAC",
+    "TD3",
+    "HerReplayBuffer",
+    "OffPolicyAlgorithm",
+    "ReplayBuffer",
+    "__version__",
+    "evaluate_policy",
+    "load",
+]

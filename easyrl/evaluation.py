@@ -85,7 +85,7 @@ def evaluate_policy(
     if not isinstance(n_eval_episodes, int) or isinstance(n_eval_episodes, bool) or n_eval_episodes < 1:
         raise ValueError(f"n_eval_episodes={n_eval_episodes!r} is invalid: it must be an integer >= 1.")
     with _vector_env(env) as vec_env:
-        returns, lengths = _run_episodes(model, vec_env, n_eval_episodes, deterministic, render, seed)
+        returns, lengths, _ = run_episodes(model, vec_env, n_eval_episodes, deterministic, render, seed)
     if return_episode_rewards:
         return returns, lengths
     return float(np.mean(returns)), float(np.std(returns))
@@ -99,14 +99,17 @@ def _vector_env(env: EnvLike) -> AbstractContextManager[VectorEnv]:
     return nullcontext(vec_env)
 
 
-def _run_episodes(
+def run_episodes(
     model: Predictor, env: VectorEnv, n_episodes: int, deterministic: bool, render: bool, seed: int | None
-) -> tuple[list[float], list[int]]:
+) -> tuple[list[float], list[int], list[float]]:
+    """The returns and lengths of ``n_episodes`` episodes, and the ``info["is_success"]`` of each episode's
+    last step where the env reports one (goal-conditioned envs do)."""
     n_envs = env.num_envs
     targets = np.array([(n_episodes + i) // n_envs for i in range(n_envs)])
     counts = np.zeros(n_envs, dtype=int)
     returns: list[float] = []
     lengths: list[int] = []
+    successes: list[float] = []
     stats_key = episode_statistics_key(env) or STATS_KEY
     obs, _ = env.reset(seed=seed)
     while (counts < targets).any():
@@ -119,4 +122,16 @@ def _run_episodes(
                 returns.append(episode_return)
                 lengths.append(length)
                 counts[i] += 1
-    return returns, lengths
+                success = _success(infos, int(i))
+                if success is not None:
+                    successes.append(success)
+    return returns, lengths, successes
+
+
+def _success(infos: dict[str, Any], i: int) -> float | None:
+    """``is_success`` of env ``i``'s finished episode: in the final info of an env that reset in the same
+    step, else in the step's info; None when the env does not report it."""
+    for info in (infos.get("final_info"), infos):
+        if isinstance(info, dict) and "is_success" in info and info.get("_is_success", [True] * (i + 1))[i]:
+            return float(info["is_success"][i])
+    return None

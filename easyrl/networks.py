@@ -1,7 +1,12 @@
 """Network building blocks: MLPs, the two actor types, a state-value network and a batched critic ensemble.
 
-Every network takes flat float observations (the policy flattens and, for uint8 images,
-rescales them first) and works on actions scaled to [-1, 1].
+Every network reads raw observation batches -- a tensor (B, *obs_shape) in its storage dtype, or for
+a ``Dict`` space a dict of them -- through its features extractor (``easyrl.extractors``), after
+the preprocessing that converts them to float32 and scales images; it works on actions scaled to
+[-1, 1]. :class:`PolicyFeatures` builds each network's extractor from the observation space and
+``policy_kwargs``: its own, or with ``share_features_extractor`` the actor's, which the critics
+then read without training (SB3's rule). A network built from an int reads flat float features
+of that size, as given. Target networks are frozen copies, each with its own copy of the extractor.
 
 Inside a network, layers are applied through their ``forward`` rather than by calling them:
 ``nn.Module.__call__`` spends a few microseconds per call on hooks that these inner layers
@@ -13,11 +18,22 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
-from typing import cast
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
+import gymnasium as gym
+import numpy as np
 import torch
 from torch import nn
+
+from easyrl.extractors import (
+    ExtractorOptions,
+    FlattenExtractor,
+    Preprocessor,
+    extractor_options,
+    make_extractor,
+)
+from easyrl.observations import ObsSpace, TensorObs
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 """Bounds of the SAC actor's log standard deviation (as in SB3 and the authors' code)."""
@@ -43,21 +59,104 @@ class MLP(nn.Sequential):
         return x
 
 
-class SquashedGaussianActor(nn.Module):
+class Features:
+    """What a network reads its observations through: an extractor, the preprocessing before it, and
+    whether the extractor is shared (the actor's: this network neither trains it nor differentiates it)."""
+
+    def __init__(self, extractor: nn.Module, preprocess: Preprocessor | None, shared: bool = False) -> None:
+        self.extractor = extractor
+        self.preprocess = preprocess
+        self.shared = shared
+
+    @classmethod
+    def flat(cls, dim: int) -> Features:
+        """Flat float features of ``dim`` values, read as given (no conversion, no parameters)."""
+        return cls(FlattenExtractor(gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)), None)
+
+
+class PolicyFeatures:
+    """The extractors of one policy's networks, built from the observation space and ``policy_kwargs``.
+
+    ``actor()`` builds the actor's; ``critic()`` builds a critic's (or V's) own, or returns the actor's
+    as shared when ``share_features_extractor`` is set (one extractor, trained by the actor's loss only).
+    """
+
+    def __init__(self, space: ObsSpace, policy: str | None, policy_kwargs: Mapping[str, Any]) -> None:
+        self.space = space
+        self.options: ExtractorOptions = extractor_options(space, policy, policy_kwargs)
+        self._actor: nn.Module | None = None
+
+    def _new(self) -> Features:
+        return Features(
+            make_extractor(self.space, self.options), Preprocessor(self.space, self.options.normalize_images)
+        )
+
+    def actor(self) -> Features:
+        features = self._new()
+        self._actor = features.extractor
+        return features
+
+    def critic(self) -> Features:
+        if not self.options.share:
+            return self._new()
+        assert self._actor is not None, "build the actor first: the critics share its extractor"
+        return Features(self._actor, Preprocessor(self.space, self.options.normalize_images), shared=True)
+
+
+class FromObservations(nn.Module):
+    """A network that reads observations through a features extractor (``features_extractor``)."""
+
+    features_extractor: nn.Module
+
+    def _set_features(self, features: int | Features) -> int:
+        """Attach the extractor; returns its ``features_dim``, the width of the first layer's input."""
+        if isinstance(features, int):
+            features = Features.flat(features)
+        self.features_extractor = features.extractor
+        self._preprocess = features.preprocess
+        self.share_features_extractor = features.shared
+        self._extractor_has_parameters = any(True for _ in features.extractor.parameters())
+        # Flat vectors (the common case) skip the extractor: at most a conversion to float32.
+        self._flat_input = isinstance(features.extractor, FlattenExtractor) and features.extractor.flat_input
+        return cast(int, features.extractor.features_dim)
+
+    def extract_features(self, obs: TensorObs, fixed: bool = False) -> torch.Tensor:
+        """The features (B, features_dim) of an observation batch; ``fixed`` (or a shared extractor)
+        computes them without gradients."""
+        if self._flat_input:
+            flat = cast(torch.Tensor, obs)
+            return flat if self._preprocess is None or flat.dtype == torch.float32 else flat.float()
+        if self._preprocess is not None:
+            obs = self._preprocess(obs)
+        if self._extractor_has_parameters and (fixed or self.share_features_extractor):
+            with torch.no_grad():
+                return cast(torch.Tensor, self.features_extractor.forward(obs))
+        return cast(torch.Tensor, self.features_extractor.forward(obs))
+
+    def own_parameters(self) -> list[nn.Parameter]:
+        """The parameters this network's loss trains: all of them, less a shared extractor's."""
+        if not self.share_features_extractor:
+            return list(self.parameters())
+        shared = {id(p) for p in self.features_extractor.parameters()}
+        return [p for p in self.parameters() if id(p) not in shared]
+
+
+class SquashedGaussianActor(FromObservations):
     """SAC's policy: a = tanh(u), u ~ N(μ(s), σ(s)²), with state-dependent, clamped log σ."""
 
     def __init__(
-        self, obs_dim: int, action_dim: int, hidden: Sequence[int], activation_fn: type[nn.Module]
+        self, features: int | Features, action_dim: int, hidden: Sequence[int], activation_fn: type[nn.Module]
     ) -> None:
         super().__init__()
-        self.trunk = mlp(obs_dim, hidden, activation_fn)
-        last = hidden[-1] if hidden else obs_dim
+        features_dim = self._set_features(features)
+        self.trunk = mlp(features_dim, hidden, activation_fn)
+        last = hidden[-1] if hidden else features_dim
         self.mean = nn.Linear(last, action_dim)
         self.log_std = nn.Linear(last, action_dim)
 
     def forward(
         self,
-        obs: torch.Tensor,
+        obs: TensorObs,
         generator: torch.Generator | None = None,
         deterministic: bool = False,
         reparameterize: bool = True,
@@ -82,7 +181,7 @@ class SquashedGaussianActor(nn.Module):
         return torch.tanh(pre_tanh), (gaussian_log_prob - log_det_tanh).sum(dim=-1)
 
     def act(
-        self, obs: torch.Tensor, deterministic: bool, generator: torch.Generator | None = None
+        self, obs: TensorObs, deterministic: bool, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Actions only: the same draws as ``forward``, without the log-probability (for acting)."""
         mean, log_std, noise = self._draw(obs, generator, deterministic)
@@ -91,10 +190,10 @@ class SquashedGaussianActor(nn.Module):
         return torch.tanh(mean + noise * log_std.exp())
 
     def _draw(
-        self, obs: torch.Tensor, generator: torch.Generator | None, deterministic: bool
+        self, obs: TensorObs, generator: torch.Generator | None, deterministic: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """μ(s) and, unless deterministic, the clamped log σ(s) and a standard normal draw ε."""
-        latent = self.trunk.forward(obs)
+        latent = self.trunk.forward(self.extract_features(obs))
         mean = self.mean.forward(latent)
         if deterministic:
             return mean, None, None
@@ -103,30 +202,34 @@ class SquashedGaussianActor(nn.Module):
         return mean, log_std, noise
 
 
-class DeterministicActor(nn.Module):
+class DeterministicActor(FromObservations):
     """TD3/DDPG's policy: a = tanh(f(s)), bounded to [-1, 1]."""
 
     def __init__(
-        self, obs_dim: int, action_dim: int, hidden: Sequence[int], activation_fn: type[nn.Module]
+        self, features: int | Features, action_dim: int, hidden: Sequence[int], activation_fn: type[nn.Module]
     ) -> None:
         super().__init__()
-        self.trunk = mlp(obs_dim, hidden, activation_fn)
-        self.head = nn.Linear(hidden[-1] if hidden else obs_dim, action_dim)
+        features_dim = self._set_features(features)
+        self.trunk = mlp(features_dim, hidden, activation_fn)
+        self.head = nn.Linear(hidden[-1] if hidden else features_dim, action_dim)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.head.forward(self.trunk.forward(obs)))
+    def forward(self, obs: TensorObs) -> torch.Tensor:
+        return torch.tanh(self.head.forward(self.trunk.forward(self.extract_features(obs))))
 
 
-class StateValue(nn.Module):
+class StateValue(FromObservations):
     """A state-value network V(s), shape (B,) (SAC v1's soft value function)."""
 
-    def __init__(self, obs_dim: int, hidden: Sequence[int], activation_fn: type[nn.Module]) -> None:
+    def __init__(
+        self, features: int | Features, hidden: Sequence[int], activation_fn: type[nn.Module]
+    ) -> None:
         super().__init__()
-        self.trunk = mlp(obs_dim, hidden, activation_fn)
-        self.head = nn.Linear(hidden[-1] if hidden else obs_dim, 1)
+        features_dim = self._set_features(features)
+        self.trunk = mlp(features_dim, hidden, activation_fn)
+        self.head = nn.Linear(hidden[-1] if hidden else features_dim, 1)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.head.forward(self.trunk.forward(obs)).squeeze(-1)
+    def forward(self, obs: TensorObs) -> torch.Tensor:
+        return self.head.forward(self.trunk.forward(self.extract_features(obs))).squeeze(-1)
 
 
 class EnsembleLinear(nn.Module):
@@ -154,12 +257,15 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(bias, x, weight)
 
 
-class CriticEnsemble(nn.Module):
-    """``n_critics`` Q-networks Q_i(s, a), evaluated together in one batched pass."""
+class CriticEnsemble(FromObservations):
+    """``n_critics`` Q-networks Q_i(s, a), evaluated together in one batched pass.
+
+    The members share one features extractor (as SB3's critics do), run once per pass.
+    """
 
     def __init__(
         self,
-        obs_dim: int,
+        features: int | Features,
         action_dim: int,
         hidden: Sequence[int],
         activation_fn: type[nn.Module],
@@ -167,7 +273,7 @@ class CriticEnsemble(nn.Module):
     ) -> None:
         super().__init__()
         self.n_critics = n_critics
-        widths = [obs_dim + action_dim, *hidden, 1]
+        widths = [self._set_features(features) + action_dim, *hidden, 1]
         self.layers = nn.ModuleList(
             EnsembleLinear(n_critics, w_in, w_out) for w_in, w_out in itertools.pairwise(widths)
         )
@@ -175,7 +281,7 @@ class CriticEnsemble(nn.Module):
 
     def forward(
         self,
-        obs: torch.Tensor,
+        obs: TensorObs,
         actions: torch.Tensor,
         detach_params: bool = False,
         members: int | None = None,
@@ -183,9 +289,10 @@ class CriticEnsemble(nn.Module):
         """Q-values of shape (n_critics, B), or (members, B) for only the first ``members`` critics.
 
         ``detach_params=True`` evaluates the critics as fixed functions: gradients flow to the
-        inputs (the actor's actions) but none are computed for the critics' own weights.
+        inputs (the actor's actions) but none are computed for the critics' own weights (nor
+        their extractor's).
         """
-        x = torch.cat([obs, actions], dim=-1)
+        x = torch.cat([self.extract_features(obs, fixed=detach_params), actions], dim=-1)
         last = len(self.layers) - 1
         for i, layer in enumerate(cast(list[EnsembleLinear], self.layers)):
             weight: torch.Tensor = layer.weight
@@ -204,7 +311,7 @@ class Policy(nn.Module):
     """An algorithm's networks, with the one method the training loop and ``predict`` need."""
 
     def act(
-        self, obs: torch.Tensor, deterministic: bool, generator: torch.Generator | None = None
+        self, obs: TensorObs, deterministic: bool, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """Actions in [-1, 1], shape (B, action_dim), for flat float observations (B, obs_dim)."""
+        """Actions in [-1, 1], shape (B, action_dim), for a raw observation batch (as stored)."""
         raise NotImplementedError

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
 
+from easyrl.observations import ObsSpace, check_observation_space
+
 
 class Constraint:
     """A rule a hyperparameter value must satisfy."""
@@ -180,7 +182,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
-def supported_spaces(env: VectorEnv, algorithm: str) -> tuple[gym.spaces.Box, gym.spaces.Box]:
+def supported_spaces(env: VectorEnv, algorithm: str) -> tuple[ObsSpace, gym.spaces.Box]:
     """The single-env observation and action spaces, checked for what these algorithms support."""
     obs_space, action_space = env.single_observation_space, env.single_action_space
     if not isinstance(action_space, gym.spaces.Box):
@@ -193,12 +195,7 @@ def supported_spaces(env: VectorEnv, algorithm: str) -> tuple[gym.spaces.Box, gy
             f"{algorithm} needs finite action bounds, but the action space is {action_space}. "
             "Wrap the env with gymnasium.wrappers.RescaleAction or ClipAction to give it bounds."
         )
-    if not isinstance(obs_space, gym.spaces.Box):
-        raise ValueError(
-            f"easyrl supports Box observation spaces, but the env has {type(obs_space).__name__}. "
-            "Wrap the env with gymnasium.wrappers.FlattenObservation."
-        )
-    return obs_space, action_space
+    return check_observation_space(obs_space, algorithm), action_space
 
 
 def net_arch(policy_kwargs: Mapping[str, Any], part: str, default: list[int]) -> list[int]:

@@ -79,11 +79,11 @@ def scripted_evaluations(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     means: list[float] = []
     calls = iter(range(10_000))
 
-    def fake_evaluate_policy(model: Any, env: Any, n_eval_episodes: int, *args: Any, **kwargs: Any) -> Any:
+    def fake_run_episodes(model: Any, env: Any, n_eval_episodes: int, *args: Any, **kwargs: Any) -> Any:
         mean = means[next(calls)]
-        return [mean] * n_eval_episodes, [EPISODE] * n_eval_episodes
+        return [mean] * n_eval_episodes, [EPISODE] * n_eval_episodes, []
 
-    monkeypatch.setattr(easyrl.callbacks.evaluation, "evaluate_policy", fake_evaluate_policy)
+    monkeypatch.setattr(easyrl.callbacks.evaluation, "run_episodes", fake_run_episodes)
     return means
 
 
@@ -272,7 +272,7 @@ def test_eval_callback_prints_results(estimator: type[Any], capsys: pytest.Captu
 
 def test_eval_env_of_another_shape(estimator: type[Any]) -> None:
     callback = EvalCallback("MountainCarContinuous-v0", eval_freq=5)
-    with pytest.raises(ValueError, match=r"observations have shape \(2,\).*trained on \(3,\)"):
+    with pytest.raises(ValueError, match=r"observations are Box.*\(2,\).*trained on Box.*\(3,\)"):
         make_model(estimator).learn(5, callback=callback)
 
 

@@ -35,15 +35,6 @@ def test_unbounded_actions(estimator: type[Any]) -> None:
         estimator(Unbounded()).learn(10)
 
 
-def test_dict_observations(estimator: type[Any]) -> None:
-    class DictObs(gym.Env):  # type: ignore[type-arg]
-        observation_space = gym.spaces.Dict({"a": gym.spaces.Box(-1, 1, (2,))})
-        action_space = gym.spaces.Box(-1, 1, (1,))
-
-    with pytest.raises(ValueError, match="supports Box observation spaces.*FlattenObservation"):
-        estimator(DictObs()).learn(10)
-
-
 @pytest.mark.parametrize("bad", [np.zeros(4), np.zeros((2, 4)), np.zeros((3,) * 3)])
 def test_predict_wrong_observation_shape(estimator: type[Any], bad: np.ndarray) -> None:
     model = estimator("Pendulum-v1", **FAST)
@@ -92,8 +83,8 @@ def test_invalid_net_arch(estimator: type[Any]) -> None:
 
 
 def test_unsupported_policy(estimator: type[Any]) -> None:
-    with pytest.raises(ValueError, match="policy='CnnPolicy' is not supported"):
-        estimator("Pendulum-v1", policy="CnnPolicy").learn(10)
+    with pytest.raises(ValueError, match="policy='TransformerPolicy' is not supported"):
+        estimator("Pendulum-v1", policy="TransformerPolicy").learn(10)
 
 
 def test_cuda_without_cuda(estimator: type[Any], monkeypatch: pytest.MonkeyPatch) -> None:

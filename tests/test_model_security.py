@@ -212,6 +212,10 @@ HOSTILE_METADATA: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         set_param("policy_kwargs", {"net_arch": [32, 32], "activation_fn": "builtins.eval"}),
         "activation 'builtins.eval', which is not one of the allowed",
     ),
+    "a features extractor outside the allow-list": (
+        set_param("policy_kwargs", {"net_arch": [32, 32], "features_extractor_class": "os.system"}),
+        "features extractor 'os.system', which is not one of easyrl's",
+    ),
     "an algorithm that is a function": (
         set_field(("algorithm",), "builtins.exec"),
         "unknown algorithm 'builtins.exec'",

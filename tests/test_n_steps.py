@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from easyrl.buffers import ReplayBatch, ReplayBuffer
+from easyrl.buffers.n_step import n_step_window
 from tests.conftest import ESTIMATORS, FAST
 
 
@@ -109,7 +110,9 @@ def test_one_step_windows_equal_the_plain_transitions_and_draw_the_same_slots(n_
     else:
         env = torch.searchsorted(cumulative, draw, right=True)
         row, available = (draw + shift[env]) % buf.rows, cumulative[env] - draw
-    last, rewards, discounts = buf._n_step_window(row, env, available, 0.9, 1)  # the general path
+    last, rewards, discounts = n_step_window(
+        buf._flat(buf.ended), buf._flat(buf.rewards), buf.rows, n_envs, row, env, available, 0.9, 1
+    )  # the general path
     assert (
         torch.equal(last, row * n_envs + env)
         and torch.equal(rewards, plain.rewards)

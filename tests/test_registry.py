@@ -62,7 +62,7 @@ def test_the_training_state_round_trips_as_a_whole(estimator: type[Any]) -> None
     metadata, tensors = state.to_file(model._device)
     fresh, _ = TrainingState.create(None, model._device, 2, None, model.stats_window_size)
     fresh.noise = None if state.noise is None else type(state.noise)(state.noise.base, 2, 0)
-    fresh.restore(metadata, tensors, 2, (3,), model._device)
+    fresh.restore(metadata, tensors, 2, model.observation_space, model._device)
     again, again_tensors = fresh.to_file(model._device)
     assert again == metadata
     assert all((again_tensors[name] == tensors[name]).all() for name in tensors)

@@ -10,7 +10,6 @@ model counts and draws while training is one object, its :class:`TrainingState`.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
@@ -20,11 +19,11 @@ import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
 
+from easyrl import extractors
 from easyrl import validation as v
-from easyrl.algorithms import model_file, replay_file
+from easyrl.algorithms import model_envs, model_file, replay_file
 from easyrl.algorithms.estimator import BuiltFrom, Estimator
 from easyrl.algorithms.loop import TrainingLoop
-from easyrl.algorithms.model_envs import built_by_easyrl, check_same_spaces
 from easyrl.algorithms.registry import register
 from easyrl.algorithms.reporting import ReportingMixin
 from easyrl.algorithms.training_state import FromTrainingState, TrainingState
@@ -33,12 +32,13 @@ from easyrl.envs import EnvLike, EnvStepper, env_id_of, make_vec_env
 from easyrl.logger import Logger, configure
 from easyrl.networks import Policy
 from easyrl.noise import ActionNoise
+from easyrl.observations import Obs, ObsSpace, TensorObs, as_batch, flat_dim, to_tensor
 from easyrl.serialization import PathOrFile
 
 PolicyT = TypeVar("PolicyT", bound=Policy)
 
-POLICY_NAMES = ("MlpPolicy",)
-"""SB3 policy names accepted as the ``policy`` argument (easyrl infers the policy anyway)."""
+POLICY_NAMES = ("MlpPolicy", "CnnPolicy", "MultiInputPolicy")
+"""SB3 policy names accepted as the ``policy`` argument; each picks SB3's features extractor."""
 
 
 @dataclass(repr=False, eq=False)
@@ -47,12 +47,17 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
 
     Common parameters (SB3's names and defaults):
         env: env id, ``gymnasium.Env``, vector env, or a function returning an env.
-        policy: optional; ``"MlpPolicy"`` is accepted for SB3 compatibility (``SAC("MlpPolicy", env)``).
+        policy: None (the extractor is chosen from the observation space), or SB3's ``"MlpPolicy"``
+            (flatten), ``"CnnPolicy"`` (NatureCNN, for images) or ``"MultiInputPolicy"`` (Dict spaces).
         learning_rate: Adam learning rate, a float, a function of the remaining progress (1 → 0),
             or rl-zoo's ``"lin_<value>"`` for a linear decay to 0.
         actor_learning_rate, critic_learning_rate: the actor's and the critics' own learning rates
             (same forms); None follows ``learning_rate``. DDPG's paper uses 1e-4 and 1e-3.
         buffer_size: replay capacity in transitions.
+        replay_buffer_class: the replay buffer; None is :class:`~easyrl.buffers.ReplayBuffer`, which stores
+            Box and Dict observations. ``HerReplayBuffer`` relabels goals in hindsight (goal-conditioned envs).
+        replay_buffer_kwargs: the buffer's settings, e.g. ``dict(n_sampled_goal=4, goal_selection_strategy="future")``
+            for HER.
         learning_starts: env steps of uniform random actions before training starts.
         batch_size: transitions per gradient step.
         tau: Polyak coefficient of the target networks, in (0, 1].
@@ -63,7 +68,9 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
         train_freq: train every ``n`` env steps, or ``(n, "step" | "episode")``.
         gradient_steps: gradient steps per env step of each env (-1: as many as steps collected).
         action_noise: exploration noise added to actions (see ``easyrl.noise``).
-        policy_kwargs: ``net_arch`` (list, or ``dict(pi=..., qf=...)``), ``activation_fn``, ``n_critics``.
+        policy_kwargs: ``net_arch`` (list, or ``dict(pi=..., qf=...)``), ``activation_fn``, ``n_critics``,
+            and SB3's ``features_extractor_class``, ``features_extractor_kwargs``, ``share_features_extractor``
+            (False) and ``normalize_images`` (True); see ``easyrl.extractors``.
         n_envs: number of parallel envs built from ``env`` (ignored for a vector env).
         stats_window_size: episodes averaged in ``rollout/ep_rew_mean``.
         tensorboard_log: folder for TensorBoard (and CSV/JSON) logs; None for console only.
@@ -82,6 +89,8 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
     actor_learning_rate: float | str | Callable[[float], float] | None = None
     critic_learning_rate: float | str | Callable[[float], float] | None = None
     buffer_size: int = 1_000_000
+    replay_buffer_class: type[ReplayBuffer] | None = None
+    replay_buffer_kwargs: dict[str, Any] | None = None
     learning_starts: int = 100
     batch_size: int = 256
     tau: float = 0.005
@@ -101,9 +110,22 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
 
     algorithm_name: ClassVar[str] = "OffPolicyAlgorithm"
     default_net_arch: ClassVar[list[int]] = [256, 256]
-    policy_kwargs_keys: ClassVar[frozenset[str]] = frozenset({"net_arch", "activation_fn", "n_critics"})
+    policy_kwargs_keys: ClassVar[frozenset[str]] = (
+        frozenset({"net_arch", "activation_fn", "n_critics"}) | extractors.POLICY_KWARGS_KEYS
+    )
     _setup_params: ClassVar[frozenset[str]] = frozenset(
-        {"env", "policy", "buffer_size", "policy_kwargs", "n_envs", "seed", "device", "compile_update"}
+        [
+            "env",
+            "policy",
+            "buffer_size",
+            "replay_buffer_class",
+            "replay_buffer_kwargs",
+            "policy_kwargs",
+            "n_envs",
+            "seed",
+            "device",
+            "compile_update",
+        ]
     )
 
     # SB3's names for the training state's counters and buffers.
@@ -160,6 +182,25 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
         v.check_params(self.get_params(), self._constraints())
         self._check_combinations()
         v.parse_train_freq(self.train_freq)
+        self._replay_buffer_type()
+
+    def _replay_buffer_type(self) -> type[ReplayBuffer]:
+        """``replay_buffer_class`` checked, with its settings, against the other parameters."""
+        buffer_class = self.replay_buffer_class or ReplayBuffer
+        if not (isinstance(buffer_class, type) and issubclass(buffer_class, ReplayBuffer)):
+            raise ValueError(
+                f"replay_buffer_class={self.replay_buffer_class!r} is invalid: it must be easyrl's ReplayBuffer "
+                "or HerReplayBuffer (from easyrl import HerReplayBuffer), or a subclass of them."
+            )
+        v.check_keys(
+            (self.replay_buffer_kwargs or {}).keys(), buffer_class.accepted_kwargs, "replay_buffer_kwargs"
+        )
+        if self.n_steps > 1 and not buffer_class.supports_n_steps:
+            raise ValueError(
+                f"n_steps={self.n_steps} cannot be used with {buffer_class.__name__}: its relabelled transitions "
+                "would need each step's reward recomputed for the new goal. Use n_steps=1."
+            )
+        return buffer_class
 
     def _check_combinations(self) -> None:
         """Raise ValueError for settings that are valid alone but not together; subclasses add theirs."""
@@ -173,7 +214,7 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
         self._validate_params()
         if self._param("policy") not in (None, *POLICY_NAMES):
             raise ValueError(
-                f"policy={self._param('policy')!r} is not supported; leave it out (easyrl infers the policy) "
+                f"policy={self._param('policy')!r} is not supported; leave it out (easyrl chooses from the space) "
                 f"or pass one of {POLICY_NAMES}."
             )
         v.check_keys((self.policy_kwargs or {}).keys(), self.policy_kwargs_keys, "policy_kwargs")
@@ -200,15 +241,20 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
         self._stepper = EnvStepper(vec_env, self.training_state.episode_seeds)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(network_seed)
-            policy = self._build_policy(self.obs_dim, self.action_dim, dict(self.policy_kwargs or {}))
+            policy = self._build_policy(
+                self.observation_space, self.action_dim, dict(self.policy_kwargs or {})
+            )
         self.__dict__["_built_policy"] = policy.to(self._device)
         self.__dict__["_built_env"] = vec_env
         self._build_optimizers()
         if self.compile_update:
             self._compile_networks()
-        self.replay_buffer = ReplayBuffer(
-            self.buffer_size, self.observation_space, self.action_dim, self.num_envs, self._device
-        )
+        self.replay_buffer = self._replay_buffer_type()(
+            self.buffer_size, self.observation_space, self.action_dim, self.num_envs, self._device,
+            **(self.replay_buffer_kwargs or {}),
+        )  # fmt: skip
+        if env_arg is not None:  # a stand-in env has nothing to give the buffer
+            self.replay_buffer.attach_env(vec_env)
         self._is_setup = True
 
     def _compile_networks(self) -> None:
@@ -224,13 +270,14 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
 
     @property
     def obs_dim(self) -> int:
-        return int(np.prod(self.observation_space.shape))
+        """Values in one observation (over all keys of a Dict space)."""
+        return flat_dim(self.observation_space)
 
     @property
     def action_dim(self) -> int:
         return int(np.prod(self.action_space.shape))
 
-    def _build_policy(self, obs_dim: int, action_dim: int, policy_kwargs: dict[str, Any]) -> PolicyT:
+    def _build_policy(self, space: ObsSpace, action_dim: int, policy_kwargs: dict[str, Any]) -> PolicyT:
         raise NotImplementedError
 
     def _build_optimizers(self) -> None:
@@ -246,20 +293,9 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
         raise NotImplementedError
 
     # ------------------------------------------------------------------ acting
-    def _check_observation(self, observation: Any) -> tuple[np.ndarray, bool]:
-        obs = np.asarray(observation)
-        shape = tuple(self.observation_space.shape)
-        if obs.shape == shape:
-            return obs[None], True
-        if obs.ndim == len(shape) + 1 and obs.shape[1:] == shape:
-            return obs, False
-        raise ValueError(
-            f"Observation has shape {obs.shape}, but this model expects {shape} for one observation "
-            f"or (n, {', '.join(map(str, shape))}) for a batch of n."
-        )
-
-    def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(obs, device=self._device).float().reshape(obs.shape[0], -1)
+    def _obs_tensor(self, obs: Obs) -> TensorObs:
+        """An observation batch on the training device, as stored (the networks convert it)."""
+        return to_tensor(obs, self._device)
 
     def predict(
         self,
@@ -275,7 +311,7 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
         action of shape ``action_space.shape``; a batch (n, ...) gives (n, ...).
         """
         self._setup()
-        obs, single = self._check_observation(observation)
+        obs, single = as_batch(observation, self.observation_space)
         with torch.inference_mode():
             scaled = self._policy.act(self._obs_tensor(obs), deterministic, self.training_state.predict_rng)
         actions = self._unscale(scaled.cpu().numpy())
@@ -298,49 +334,11 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
 
         A model loaded without an env continues exactly where its file left off, when it can.
         """
-        self._setup()
-        vec_env = make_vec_env(env, self.n_envs, autoreset=False)
-        try:
-            if vec_env.num_envs != self.num_envs:
-                raise ValueError(
-                    f"set_env() got {vec_env.num_envs} env(s), but this model steps {self.num_envs} (its replay "
-                    f"buffer and exploration noise are laid out for that many); pass a vector env of {self.num_envs}."
-                )
-            actual = (vec_env.single_observation_space, vec_env.single_action_space)
-            saved = (self.observation_space, self.action_space)
-            check_same_spaces(saved, actual, "The env passed to set_env()", "this model")
-        except BaseException:
-            if built_by_easyrl(env):
-                vec_env.close()
-            raise
-        state = self.training_state
-        if state.last_obs is not None:
-            self.replay_buffer.close_episodes(state.last_obs)
-        if built_by_easyrl(self._param("env")):
-            self.env.close()
-        self._stepper = EnvStepper(vec_env, state.episode_seeds)
-        self.__dict__["_built_env"] = vec_env
-        self.__dict__["_env_argument"] = env
-        self.env_id = env_id_of(env)
-        state.last_obs = None
-        self._resume_envs()
+        model_envs.replace_env(self, env)
 
     def _resume_envs(self) -> None:
         """Put the envs where a checkpoint left them (``resume_obs``): exactly, at an episode boundary."""
-        state = self.training_state
-        if state.resume_obs is None:  # saved before the first step: learn() resets the envs as usual
-            return
-        obs, exact = self._stepper.restore()
-        if exact and not np.array_equal(obs, state.resume_obs):
-            warnings.warn(
-                "The env, reset with the saved episode seeds, does not reproduce the saved observations (is it "
-                "deterministic given a seed?); training continues from new episodes.",
-                stacklevel=4,
-            )
-            exact = False
-        if not exact and state.noise is not None:
-            state.noise.reset(np.arange(self.num_envs))
-        state.last_obs, state.resume_obs = obs, None
+        model_envs.resume_envs(self)
 
     # ------------------------------------------------------------------ files
     def save(self, path: PathOrFile) -> Path | None:

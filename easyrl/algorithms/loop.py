@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from easyrl.envs import EnvStepper
     from easyrl.logger import Logger
     from easyrl.networks import Policy
+    from easyrl.observations import Obs, TensorObs
 
 
 class TrainingLoop:
@@ -59,7 +60,7 @@ class TrainingLoop:
 
         def _setup(self) -> None: ...
 
-        def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor: ...
+        def _obs_tensor(self, obs: Obs) -> TensorObs: ...
 
         def _unscale(self, scaled: np.ndarray) -> np.ndarray: ...
 
@@ -198,7 +199,7 @@ class TrainingLoop:
             scaled = state.warmup_rng.uniform(-1.0, 1.0, size=(self.num_envs, self.action_dim))
         else:
             with torch.no_grad():
-                obs = self._obs_tensor(np.asarray(state.last_obs))
+                obs = self._obs_tensor(state.last_obs)
                 scaled = self._policy.act(obs, False, state.torch_rng).cpu().numpy()
         if state.noise is not None:
             scaled = np.clip(scaled + state.noise().reshape(self.num_envs, -1), -1.0, 1.0)

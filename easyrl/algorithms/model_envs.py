@@ -1,4 +1,5 @@
-"""The envs of a model: a stand-in for a model loaded without one, and the check of a replacement's spaces.
+"""The envs of a model: replacing them (``set_env``), putting them back where a checkpoint left them, a
+stand-in for a model loaded without one, and the check of a replacement's spaces.
 
 Between episodes, the envs easyrl builds are fully described by each env's episode seed (see
 ``easyrl.envs.EpisodeSeeds``), so a checkpoint resets them with those seeds. A model loaded without an
@@ -8,35 +9,100 @@ until ``set_env`` gives it a real env.
 
 from __future__ import annotations
 
-from typing import Any
+import warnings
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 
-from easyrl.envs import builds_new_env
+from easyrl.envs import EnvLike, EnvStepper, builds_new_env, env_id_of, make_vec_env
+from easyrl.observations import obs_equal
+
+if TYPE_CHECKING:
+    from easyrl.algorithms.base import OffPolicyAlgorithm
+
+
+def replace_env(model: OffPolicyAlgorithm[Any], env: EnvLike) -> None:
+    """``model.set_env(env)``: check the new env fits, end the episodes in progress, and switch."""
+    model._setup()
+    vec_env = make_vec_env(env, model.n_envs, autoreset=False)
+    try:
+        if vec_env.num_envs != model.num_envs:
+            raise ValueError(
+                f"set_env() got {vec_env.num_envs} env(s), but this model steps {model.num_envs} (its replay "
+                f"buffer and exploration noise are laid out for that many); pass a vector env of {model.num_envs}."
+            )
+        actual = (vec_env.single_observation_space, vec_env.single_action_space)
+        saved = (model.observation_space, model.action_space)
+        check_same_spaces(saved, actual, "The env passed to set_env()", "this model")
+        model.replay_buffer.attach_env(vec_env)
+    except BaseException:
+        if built_by_easyrl(env):
+            vec_env.close()
+        raise
+    state = model.training_state
+    if state.last_obs is not None:
+        model.replay_buffer.close_episodes(state.last_obs)
+    if built_by_easyrl(model._param("env")):
+        model.env.close()
+    model._stepper = EnvStepper(vec_env, state.episode_seeds)
+    model.__dict__["_built_env"] = vec_env
+    model.__dict__["_env_argument"] = env
+    model.env_id = env_id_of(env)
+    state.last_obs = None
+    resume_envs(model)
+
+
+def resume_envs(model: OffPolicyAlgorithm[Any]) -> None:
+    """Put the envs where a checkpoint left them (``resume_obs``): exactly, at an episode boundary."""
+    state = model.training_state
+    if state.resume_obs is None:  # saved before the first step: learn() resets the envs as usual
+        return
+    obs, exact = model._stepper.restore()
+    if exact and not obs_equal(obs, state.resume_obs):
+        warnings.warn(
+            "The env, reset with the saved episode seeds, does not reproduce the saved observations (is it "
+            "deterministic given a seed?); training continues from new episodes.",
+            stacklevel=5,
+        )
+        exact = False
+    if not exact and state.noise is not None:
+        state.noise.reset(np.arange(model.num_envs))
+    state.last_obs, state.resume_obs = obs, None
 
 
 def check_same_spaces(
-    saved: tuple[gym.spaces.Box, gym.spaces.Box],
+    saved: tuple[gym.Space[Any], gym.spaces.Box],
     actual: tuple[gym.Space[Any], gym.Space[Any]],
     what: str,
     source: str,
 ) -> None:
     """Refuse an env whose observations or actions differ from those the model was trained on."""
     for name, expected, got in zip(("observation", "action"), saved, actual, strict=True):
-        same = isinstance(got, gym.spaces.Box) and expected.shape == got.shape and expected.dtype == got.dtype
-        if same and name == "action":
-            assert isinstance(got, gym.spaces.Box)
-            same = np.array_equal(expected.low, got.low) and np.array_equal(expected.high, got.high)
-        if not same:
+        if not _same_space(expected, got, bounds=name == "action"):
             raise ValueError(f"{what} has the {name} space {got}, but {source} was trained on {expected}.")
 
 
-class _NoEnv(gym.Env[np.ndarray, np.ndarray]):
+def _same_space(expected: gym.Space[Any], got: gym.Space[Any], bounds: bool) -> bool:
+    """Same Box shape and dtype (and, with ``bounds``, bounds), or a Dict of such under the same keys."""
+    if isinstance(expected, gym.spaces.Dict):
+        return (
+            isinstance(got, gym.spaces.Dict)
+            and list(expected.spaces) == list(got.spaces)
+            and all(_same_space(expected[key], got[key], bounds) for key in expected.spaces)
+        )
+    same = isinstance(got, gym.spaces.Box) and expected.shape == got.shape and expected.dtype == got.dtype
+    if same and bounds:
+        assert isinstance(got, gym.spaces.Box) and isinstance(expected, gym.spaces.Box)
+        same = np.array_equal(expected.low, got.low) and np.array_equal(expected.high, got.high)
+    return same
+
+
+class _NoEnv(gym.Env[Any, np.ndarray]):
     """Stands in for the env of a model loaded without one: it has the spaces, and refuses to run."""
 
-    def __init__(self, message: str, observation_space: gym.spaces.Box, action_space: gym.spaces.Box) -> None:
+    def __init__(self, message: str, observation_space: gym.Space[Any], action_space: gym.spaces.Box) -> None:
         self.message = message
         self.observation_space = observation_space
         self.action_space = action_space
@@ -49,7 +115,7 @@ class _NoEnv(gym.Env[np.ndarray, np.ndarray]):
 
 
 def placeholder_env(
-    path: str, algorithm: str, observation_space: gym.spaces.Box, action_space: gym.spaces.Box, num_envs: int
+    path: str, algorithm: str, observation_space: gym.Space[Any], action_space: gym.spaces.Box, num_envs: int
 ) -> VectorEnv:
     message = (
         f"This {algorithm} was loaded from {path} without an env (it was not built from an env id), so it can "

@@ -22,6 +22,7 @@ from easyrl.algorithms.model_envs import check_same_spaces, placeholder_env
 from easyrl.algorithms.registry import algorithm_class, algorithm_names
 from easyrl.algorithms.training_state import read_count
 from easyrl.envs import EnvLike
+from easyrl.observations import ObsSpace, check_observation_space
 from easyrl.serialization import (
     ACTIVATION_KEY,
     LoadedZip,
@@ -277,17 +278,19 @@ def _params(algorithm: type[ModelT], loaded: LoadedZip, custom: dict[str, Any], 
     return {**params, **{name: value for name, value in custom.items() if name in fields}}
 
 
-def _spaces(metadata: dict[str, Any], fail: Fail) -> tuple[gym.spaces.Box, gym.spaces.Box]:
+def _spaces(metadata: dict[str, Any], fail: Fail) -> tuple[ObsSpace, gym.spaces.Box]:
     spaces = []
     for key in ("observation_space", "action_space"):
         try:
             space = space_from_json(metadata.get(key))
+            if key == "observation_space":
+                space = check_observation_space(space, "easyrl")
         except ValueError as error:
             raise fail(f"has an invalid {key} ({error}).") from None
-        if not isinstance(space, gym.spaces.Box):
-            raise fail(f"has a {type(space).__name__} {key}; easyrl models have Box spaces.")
+        if key == "action_space" and not isinstance(space, gym.spaces.Box):
+            raise fail(f"has a {type(space).__name__} {key}; easyrl models have Box action spaces.")
         spaces.append(space)
-    return spaces[0], spaces[1]
+    return spaces[0], spaces[1]  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------------------------------- learner state
@@ -301,7 +304,7 @@ def _restore_training_state(
 ) -> None:
     state = model.training_state
     try:
-        state.restore(metadata, dict(tensors), num_envs, tuple(model.observation_space.shape), model._device)
+        state.restore(metadata, dict(tensors), num_envs, model.observation_space, model._device)
         if not no_env:
             model._resume_envs()
     except (

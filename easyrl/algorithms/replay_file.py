@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from easyrl.observations import Obs, as_numpy, obs_equal, space_shapes
 from easyrl.serialization import ArraysReader, PathOrFile, open_arrays_zip, write_arrays_zip
 
 if TYPE_CHECKING:
@@ -32,7 +33,12 @@ def save_replay_buffer(model: OffPolicyAlgorithm[Any], path: PathOrFile) -> Path
     arrays: dict[str, Any]
     arrays, state = model.replay_buffer.export_state()
     last_obs = model.training_state.observations_to_save()
-    if last_obs is not None:
+    if isinstance(last_obs, dict):
+        arrays = {
+            **arrays,
+            **{f"{LAST_OBSERVATIONS}.{i}": np.asarray(a) for i, a in enumerate(last_obs.values())},
+        }
+    elif last_obs is not None:
         arrays = {**arrays, LAST_OBSERVATIONS: np.asarray(last_obs)}
     metadata = {
         "kind": KIND,
@@ -78,12 +84,12 @@ def load_replay_buffer(model: OffPolicyAlgorithm[Any], path: PathOrFile) -> None
         try:
             for name, target in targets.items():
                 reader.read_into(f"{name}.npy", target)
-            last = reader.read(f"{LAST_OBSERVATIONS}.npy") if has_last_obs else None
+            last = _read_last_observations(reader, model) if has_last_obs else None
             complete = True
         finally:
             buffer.finish_import(complete)
     current = model.training_state.last_obs  # the envs' observations now, if the model has envs
-    continues = last is not None and current is not None and np.array_equal(np.asarray(current), last)
+    continues = last is not None and current is not None and obs_equal(as_numpy(current), last)
     if last is not None and not continues:
         buffer.close_episodes(last)
 
@@ -99,6 +105,7 @@ def _check_members(
             f"is a replay buffer file without the member(s) {', '.join(missing)}; it is damaged."
         )
     has_last_obs = False
+    last_shapes = _last_observation_shapes(model)
     for member in reader.members:
         header = reader.header(member)
         if header.fortran_order:  # the arrays are streamed straight into C-ordered storage
@@ -114,13 +121,30 @@ def _check_members(
                     f"has a member {member!r} of shape {header.shape} and dtype {header.dtype}, where this "
                     f"buffer needs {tuple(target.shape)} and {wanted}; the file is damaged."
                 )
-        elif name == LAST_OBSERVATIONS:
-            expected_shape = (model.num_envs, *model.observation_space.shape)
-            if header.shape != expected_shape or header.dtype.kind not in "biuf":
+        elif name in last_shapes:
+            if header.shape != last_shapes[name] or header.dtype.kind not in "biuf":
                 raise reader.error(
                     f"has a member {member!r} of shape {header.shape} and dtype {header.dtype}; it is damaged."
                 )
             has_last_obs = True
         else:
             raise reader.error(f"has an unexpected member {member!r}; it was refused.")
+    if has_last_obs and not all(f"{name}.npy" in reader.members for name in last_shapes):
+        raise reader.error(f"lacks some of the members {sorted(last_shapes)}; it is damaged.")
     return has_last_obs
+
+
+def _last_observation_shapes(model: OffPolicyAlgorithm[Any]) -> dict[str, tuple[int, ...]]:
+    """Member name -> shape of the observations after the newest transitions (one per key of a Dict)."""
+    shapes = space_shapes(model.observation_space)
+    if isinstance(shapes, dict):
+        return {f"{LAST_OBSERVATIONS}.{i}": (model.num_envs, *s) for i, s in enumerate(shapes.values())}
+    return {LAST_OBSERVATIONS: (model.num_envs, *shapes)}
+
+
+def _read_last_observations(reader: ArraysReader, model: OffPolicyAlgorithm[Any]) -> Obs:
+    names = list(_last_observation_shapes(model))
+    shapes = space_shapes(model.observation_space)
+    if isinstance(shapes, dict):
+        return {key: reader.read(f"{name}.npy") for key, name in zip(shapes, names, strict=True)}
+    return reader.read(f"{names[0]}.npy")

@@ -28,7 +28,8 @@ from easyrl import validation as v
 from easyrl.algorithms import sac_v1
 from easyrl.algorithms.base import OffPolicyAlgorithm
 from easyrl.buffers import ReplayBatch
-from easyrl.networks import CriticEnsemble, Policy, SquashedGaussianActor, StateValue
+from easyrl.networks import CriticEnsemble, Policy, PolicyFeatures, SquashedGaussianActor, StateValue
+from easyrl.observations import ObsSpace, TensorObs, repeat_batch
 from easyrl.schedules import Schedule
 from easyrl.updates import adam, frozen_copy, gradient_step, soft_update
 
@@ -48,7 +49,7 @@ class SACPolicy(Policy):
             self.critic_target = frozen_copy(critic)
 
     def act(
-        self, obs: torch.Tensor, deterministic: bool, generator: torch.Generator | None = None
+        self, obs: TensorObs, deterministic: bool, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         return self.actor.act(obs, deterministic, generator)
 
@@ -115,28 +116,24 @@ class SAC(OffPolicyAlgorithm[SACPolicy]):
             sac_v1.check_settings(self.ent_coef, self.critic_backup)
 
     # ------------------------------------------------------------------ networks
-    def _build_policy(self, obs_dim: int, action_dim: int, policy_kwargs: dict[str, Any]) -> SACPolicy:
+    def _build_policy(self, space: ObsSpace, action_dim: int, policy_kwargs: dict[str, Any]) -> SACPolicy:
         activation = policy_kwargs.get("activation_fn", nn.ReLU)
-        actor_arch, critic_arch = (
-            v.net_arch(policy_kwargs, part, self.default_net_arch) for part in ("pi", "qf")
-        )
-        actor = SquashedGaussianActor(obs_dim, action_dim, actor_arch, activation)
+        actor_arch, critic_arch = (v.net_arch(policy_kwargs, p, self.default_net_arch) for p in ("pi", "qf"))
+        features = PolicyFeatures(space, self._param("policy"), policy_kwargs)
+        actor = SquashedGaussianActor(features.actor(), action_dim, actor_arch, activation)
         n_critics = policy_kwargs.get("n_critics", self.default_n_critics)
-        critic = CriticEnsemble(obs_dim, action_dim, critic_arch, activation, n_critics=n_critics)
+        critic = CriticEnsemble(features.critic(), action_dim, critic_arch, activation, n_critics=n_critics)
         policy = SACPolicy(actor, critic, has_value=self.value_network)
-        self._value = (
-            sac_v1.ValueNetwork(policy, StateValue(obs_dim, critic_arch, activation))
-            if self.value_network
-            else None
-        )
+        value = StateValue(features.critic(), critic_arch, activation) if self.value_network else None
+        self._value = sac_v1.ValueNetwork(policy, value) if value is not None else None
         return policy
 
     def _build_optimizers(self) -> None:
         policy = self._policy
         lr = 0.0  # set from the learning-rate schedule before every training phase
         self.actor_optimizer = adam(policy.actor.parameters(), lr)
-        self.critic_optimizer = adam(policy.critic.parameters(), lr)
-        self.value_optimizer = adam(policy.value.parameters(), lr) if self.value_network else None
+        self.critic_optimizer = adam(policy.critic.own_parameters(), lr)
+        self.value_optimizer = adam(policy.value.own_parameters(), lr) if self.value_network else None
         if isinstance(self.ent_coef, str):
             initial = float(self.ent_coef[5:]) if self.ent_coef.startswith("auto_") else 1.0
             self.log_ent_coef = torch.tensor(np.log(initial), device=self._device, requires_grad=True)
@@ -180,7 +177,7 @@ class SAC(OffPolicyAlgorithm[SACPolicy]):
 
         # This step's losses all use α from before its update, as SB3 does.
         samples = self.num_actor_samples
-        observations = batch.observations if samples == 1 else batch.observations.repeat(samples, 1)
+        observations = batch.observations if samples == 1 else repeat_batch(batch.observations, samples)
         reparameterize = self.actor_gradient == "reparameterization"
         actions_pi, log_prob = policy.actor(
             observations, self.training_state.torch_rng, reparameterize=reparameterize

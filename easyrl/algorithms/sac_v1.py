@@ -5,7 +5,9 @@ The first SAC learns a state value V(s) beside the twin critics, with a Polyak-a
 and a fixed temperature α:
 - the critics regress to r + γ (1 − terminated) V̄(s'), so their target needs no action at s';
 - V regresses to E_{a~π}[backup_i Q_i(s, a) − α log π(a|s)], over the actor's own samples.
-The rest (actor loss, twin critics) is SAC's; this module holds only what differs.
+The rest (actor loss, twin critics) is SAC's; this module holds only what differs. V reads the
+observations through its own features extractor, or the actor's when ``share_features_extractor``
+is set (then, like the critics, without training it).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 from easyrl.buffers import ReplayBatch
 from easyrl.losses import bootstrapped_target, critic_backup
 from easyrl.networks import Policy, StateValue
+from easyrl.observations import TensorObs
 from easyrl.updates import frozen_copy, gradient_step, soft_update
 
 
@@ -33,7 +36,7 @@ class ValueNetwork:
     def step(
         self,
         optimizer: torch.optim.Optimizer,
-        observations: torch.Tensor,
+        observations: TensorObs,
         q: torch.Tensor,
         log_prob: torch.Tensor,
         ent_coef: torch.Tensor,

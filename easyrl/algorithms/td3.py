@@ -29,7 +29,8 @@ from easyrl import validation as v
 from easyrl.algorithms.base import OffPolicyAlgorithm
 from easyrl.buffers import ReplayBatch
 from easyrl.losses import CRITIC_BACKUPS, bootstrapped_target, check_critic_backup, critic_backup
-from easyrl.networks import CriticEnsemble, DeterministicActor, Policy
+from easyrl.networks import CriticEnsemble, DeterministicActor, Policy, PolicyFeatures
+from easyrl.observations import ObsSpace, TensorObs
 from easyrl.updates import adam, frozen_copy, gradient_step, soft_update
 
 
@@ -44,7 +45,7 @@ class TD3Policy(Policy):
         self.critic_target = frozen_copy(critic)
 
     def act(
-        self, obs: torch.Tensor, deterministic: bool, generator: torch.Generator | None = None
+        self, obs: TensorObs, deterministic: bool, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         # The policy is deterministic either way; exploration comes from ``action_noise``.
         return self.actor(obs)
@@ -97,13 +98,14 @@ class TD3(OffPolicyAlgorithm[TD3Policy]):
         check_critic_backup(self.critic_backup, n_critics, self.algorithm_name)
 
     # ------------------------------------------------------------------ networks
-    def _build_policy(self, obs_dim: int, action_dim: int, policy_kwargs: dict[str, Any]) -> TD3Policy:
+    def _build_policy(self, space: ObsSpace, action_dim: int, policy_kwargs: dict[str, Any]) -> TD3Policy:
         activation = policy_kwargs.get("activation_fn", nn.ReLU)
+        features = PolicyFeatures(space, self._param("policy"), policy_kwargs)
         actor = DeterministicActor(
-            obs_dim, action_dim, v.net_arch(policy_kwargs, "pi", self.default_net_arch), activation
+            features.actor(), action_dim, v.net_arch(policy_kwargs, "pi", self.default_net_arch), activation
         )
         critic = CriticEnsemble(
-            obs_dim, action_dim, v.net_arch(policy_kwargs, "qf", self.default_net_arch), activation,
+            features.critic(), action_dim, v.net_arch(policy_kwargs, "qf", self.default_net_arch), activation,
             n_critics=policy_kwargs.get("n_critics", self.default_n_critics),
         )  # fmt: skip
         return TD3Policy(actor, critic)
@@ -112,7 +114,7 @@ class TD3(OffPolicyAlgorithm[TD3Policy]):
         policy = self._policy
         # lr is set from the learning-rate schedules before every training phase.
         self.actor_optimizer = adam(policy.actor.parameters())
-        self.critic_optimizer = adam(policy.critic.parameters())
+        self.critic_optimizer = adam(policy.critic.own_parameters())
 
     def _optimizers(self) -> list[torch.optim.Optimizer]:
         return [self.actor_optimizer, self.critic_optimizer]

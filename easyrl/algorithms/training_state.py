@@ -16,6 +16,7 @@ import torch
 
 from easyrl.envs import EpisodeSeeds
 from easyrl.noise import ActionNoise, VectorizedActionNoise
+from easyrl.observations import Obs, ObsSpace, space_shapes
 
 
 @dataclass(eq=False)
@@ -42,9 +43,9 @@ class TrainingState:
     episode_num: int = 0
     total_timesteps: int = 0
     """Where the current ``learn`` call stops, in env steps."""
-    last_obs: np.ndarray | None = None
+    last_obs: Obs | None = None
     """The observations to act on next; None before the envs were reset."""
-    resume_obs: np.ndarray | None = field(default=None, repr=False)
+    resume_obs: Obs | None = field(default=None, repr=False)
     """A checkpoint's observations, kept while the model has no env to put back there (see ``set_env``)."""
 
     @classmethod
@@ -78,7 +79,7 @@ class TrainingState:
         return state, int(seeds[0])
 
     # ------------------------------------------------------------------ files
-    def observations_to_save(self) -> np.ndarray | None:
+    def observations_to_save(self) -> Obs | None:
         return self.last_obs if self.last_obs is not None else self.resume_obs
 
     def to_file(self, device: torch.device) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -101,7 +102,9 @@ class TrainingState:
             },
         }
         tensors = {"torch_rng": self.torch_rng.get_state(), "predict_rng": self.predict_rng.get_state()}
-        if last_obs is not None:
+        if isinstance(last_obs, dict):  # a Dict space's: one tensor per key, in the space's key order
+            tensors.update({f"last_obs.{key}": torch.as_tensor(np.asarray(a)) for key, a in last_obs.items()})
+        elif last_obs is not None:
             tensors["last_obs"] = torch.as_tensor(np.asarray(last_obs))
         return metadata, tensors
 
@@ -110,7 +113,7 @@ class TrainingState:
         metadata: dict[str, Any],
         tensors: dict[str, Any],
         num_envs: int,
-        observation_shape: tuple[int, ...],
+        observation_space: ObsSpace,
         device: torch.device,
     ) -> None:
         """Take the state a file describes (written by :meth:`to_file` for ``num_envs`` envs).
@@ -143,11 +146,32 @@ class TrainingState:
             saved = EpisodeSeeds(num_envs)
             saved.set_state(state["env"])
             self.episode_seeds.rng = saved.rng
-        last_obs = tensors.get("last_obs")
-        if last_obs is not None and tuple(last_obs.shape) != (num_envs, *observation_shape):
-            raise ValueError(f"last_obs has shape {tuple(last_obs.shape)}")
+        last_obs = _saved_observations(tensors, num_envs, space_shapes(observation_space))
         self.last_obs = None
-        self.resume_obs = None if last_obs is None or not same_envs else np.asarray(last_obs.numpy())
+        self.resume_obs = None if last_obs is None or not same_envs else last_obs
+
+
+def _saved_observations(
+    tensors: dict[str, Any], num_envs: int, shapes: tuple[int, ...] | dict[str, tuple[int, ...]]
+) -> Obs | None:
+    """The ``last_obs`` tensors of :meth:`TrainingState.to_file` as arrays (None if absent), shapes checked."""
+    if isinstance(shapes, dict):
+        present = [key for key in shapes if f"last_obs.{key}" in tensors]
+        if not present:
+            return None
+        if len(present) != len(shapes):
+            raise ValueError(f"last_obs has the keys {present}, not {list(shapes)}")
+        arrays = {key: tensors[f"last_obs.{key}"] for key in shapes}
+    else:
+        if "last_obs" not in tensors:
+            return None
+        arrays = {"": tensors["last_obs"]}
+    for key, tensor in arrays.items():
+        expected = (num_envs, *(shapes[key] if isinstance(shapes, dict) else shapes))
+        if tuple(tensor.shape) != expected:
+            raise ValueError(f"last_obs{'.' + key if key else ''} has shape {tuple(tensor.shape)}")
+    numpy = {key: np.asarray(tensor.numpy()) for key, tensor in arrays.items()}
+    return numpy if isinstance(shapes, dict) else numpy[""]
 
 
 def read_count(metadata: dict[str, Any], key: str) -> int:

@@ -1,5 +1,13 @@
-"""The replay buffer (``replay``: storing and sampling; ``snapshot``: its contents to arrays and back)."""
+"""Replay buffers: ``replay`` (storing and sampling), ``her`` (hindsight goal relabelling on top of it) and
+``snapshot`` (a buffer's contents to arrays and back)."""
 
+from easyrl.buffers.her import GoalSelectionStrategy, HerReplayBuffer
 from easyrl.buffers.replay import ReplayBatch, ReplayBuffer, observation_storage_dtype
 
-__all__ = ["ReplayBatch", "ReplayBuffer", "observation_storage_dtype"]
+__all__ = [
+    "GoalSelectionStrategy",
+    "HerReplayBuffer",
+    "ReplayBatch",
+    "ReplayBuffer",
+    "observation_storage_dtype",
+]

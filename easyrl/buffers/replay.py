@@ -26,17 +26,23 @@ Saving and loading the buffer's contents is in ``snapshot.py``.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.vector import VectorEnv
 
+from easyrl.buffers.n_step import n_step_window
 from easyrl.buffers.snapshot import INITIAL_SIDE_CAPACITY, ReplaySnapshot
+from easyrl.observations import Obs, ObsSpace, TensorObs, leaves, map_obs, zip_obs
 
 
 class ReplayBatch(NamedTuple):
-    """A batch of transitions; shapes are (batch, ...) and dtypes float32.
+    """A batch of transitions; shapes are (batch, ...), dtypes float32 except the observations'.
+
+    Observations come as stored: a tensor per the observation space's shape, or for a Dict space a
+    dict of them, each in its storage dtype (uint8 images stay uint8; the networks convert them).
 
     With n-step returns, ``rewards`` is the discounted sum of the k ≤ n rewards in the window,
     ``next_observations`` the observation after its last step, ``terminated`` whether that step
@@ -44,10 +50,10 @@ class ReplayBatch(NamedTuple):
     is then ``rewards + discounts * (1 - terminated) * next_value``.
     """
 
-    observations: torch.Tensor
+    observations: TensorObs
     actions: torch.Tensor
     rewards: torch.Tensor
-    next_observations: torch.Tensor
+    next_observations: TensorObs
     terminated: torch.Tensor
     discounts: torch.Tensor
 
@@ -57,25 +63,57 @@ def observation_storage_dtype(space: gym.spaces.Box) -> torch.dtype:
     return torch.uint8 if space.dtype == np.uint8 else torch.float32
 
 
+def _storage(space: ObsSpace, leading: tuple[int, ...], device: torch.device) -> TensorObs:
+    """Uninitialised observation storage of shape (*leading, *shape): one tensor, or one per Dict key."""
+
+    def one(box: gym.spaces.Box) -> torch.Tensor:
+        return torch.empty((*leading, *box.shape), dtype=observation_storage_dtype(box), device=device)
+
+    if isinstance(space, gym.spaces.Dict):
+        return {key: one(box) for key, box in space.spaces.items()}  # type: ignore[arg-type]
+    return one(space)
+
+
 class ReplayBuffer(ReplaySnapshot):
     """Uniform replay of (s, a, r, s', terminated) transitions from ``n_envs`` parallel envs.
 
+    Select another buffer with the model's ``replay_buffer_class`` (e.g. :class:`HerReplayBuffer`) and
+    give it settings with ``replay_buffer_kwargs``. SB3's two settings of its buffer are accepted there:
+    ``optimize_memory_usage`` changes nothing, since this buffer always stores each observation once, and
+    exactly (SB3's memory-saving mode loses the final observation of truncated episodes);
+    ``handle_timeout_termination`` must be True, which is what this buffer always does.
+
     Args:
         capacity: number of transitions kept; the oldest are overwritten first.
-        observation_space: a Box space; observations are stored flat per its shape.
+        observation_space: a Box space, or a Dict of Box spaces (stored key by key, each observation
+            once; a key of uint8 images stays uint8).
         action_dim: size of the (flat) action vector.
         n_envs: number of environments whose steps are added together.
         device: where the storage lives (the training device).
     """
 
+    accepted_kwargs: ClassVar[frozenset[str]] = frozenset(
+        {"optimize_memory_usage", "handle_timeout_termination"}
+    )
+    """The settings ``replay_buffer_kwargs`` may give this class."""
+    supports_n_steps: ClassVar[bool] = True
+
     def __init__(
         self,
         capacity: int,
-        observation_space: gym.spaces.Box,
+        observation_space: ObsSpace,
         action_dim: int,
         n_envs: int = 1,
         device: torch.device | str = "cpu",
+        *,
+        optimize_memory_usage: bool = True,
+        handle_timeout_termination: bool = True,
     ) -> None:
+        if handle_timeout_termination is not True:
+            raise ValueError(
+                "handle_timeout_termination=False is not supported: easyrl always bootstraps a truncated "
+                "episode's last step from its true final observation. Leave the setting out."
+            )
         if capacity < n_envs * 2:
             raise ValueError(
                 f"buffer_size={capacity} is too small for {n_envs} env(s): it must be at least "
@@ -85,20 +123,17 @@ class ReplayBuffer(ReplaySnapshot):
         self.n_envs = n_envs
         self.rows = math.ceil(capacity / n_envs)
         self.device = torch.device(device)
-        self.obs_shape: tuple[int, ...] = tuple(observation_space.shape)
+        self.observation_space = observation_space
         self.action_dim = action_dim
-        obs_dtype = observation_storage_dtype(observation_space)
         rows, dev = self.rows, self.device
         # torch.empty: pages of never-written slots are never touched and cost no physical memory.
-        self.observations = torch.empty((rows, n_envs, *self.obs_shape), dtype=obs_dtype, device=dev)
+        self.observations: TensorObs = _storage(observation_space, (rows, n_envs), dev)
         self.actions = torch.empty((rows, n_envs, action_dim), dtype=torch.float32, device=dev)
         self.rewards = torch.empty((rows, n_envs), dtype=torch.float32, device=dev)
         self.terminated = torch.zeros((rows, n_envs), dtype=torch.bool, device=dev)
         self.ended = torch.zeros((rows, n_envs), dtype=torch.bool, device=dev)
         self.final_id = torch.zeros((rows, n_envs), dtype=torch.int64, device=dev)
-        self.final_observations = torch.empty(
-            (INITIAL_SIDE_CAPACITY, n_envs, *self.obs_shape), dtype=obs_dtype, device=dev
-        )
+        self.final_observations: TensorObs = _storage(observation_space, (INITIAL_SIDE_CAPACITY, n_envs), dev)
         # Host-side bookkeeping, so that adding never has to read device memory.
         self.pos = np.zeros(n_envs, dtype=np.int64)
         self.count = np.zeros(n_envs, dtype=np.int64)
@@ -118,14 +153,19 @@ class ReplayBuffer(ReplaySnapshot):
     @property
     def n_sampleable(self) -> int:
         """Number of transitions ``sample`` draws from (the newest of each env excluded)."""
-        return int(np.maximum(self.count - 1, 0).sum())
+        return int(self._sampleable_counts().sum())
+
+    def _sampleable_counts(self) -> np.ndarray:
+        """Per env, how many of its slots, oldest first, ``sample`` draws from: all but the newest,
+        whose next observation is not known yet unless its episode ended."""
+        return np.maximum(self.count - 1, 0)
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the storage (device tensors plus host bookkeeping)."""
         tensors = (
-            self.observations, self.actions, self.rewards, self.terminated, self.ended,
-            self.final_id, self.final_observations,
+            *leaves(self.observations), self.actions, self.rewards, self.terminated, self.ended,
+            self.final_id, *leaves(self.final_observations),
         )  # fmt: skip
         host = (self.pos, self.count, self._ended_host, self._side_head, self._side_tail)
         return sum(t.nbytes for t in tensors) + sum(a.nbytes for a in host)
@@ -133,10 +173,10 @@ class ReplayBuffer(ReplaySnapshot):
     # ------------------------------------------------------------------ writing
     def add(
         self,
-        obs: np.ndarray,
+        obs: Obs,
         actions: np.ndarray,
         rewards: np.ndarray,
-        next_obs: np.ndarray,
+        next_obs: Obs,
         terminated: np.ndarray,
         truncated: np.ndarray,
         valid: np.ndarray | None = None,
@@ -158,11 +198,11 @@ class ReplayBuffer(ReplaySnapshot):
 
         dones = (np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool))[envs]
         self._ended_host[rows, envs] = dones
-        writes = (
-            (self.observations, np.asarray(obs)[envs]), (self.actions, np.asarray(actions)[envs]),
+        writes = [
+            *self._obs_writes(self.observations, obs, envs), (self.actions, np.asarray(actions)[envs]),
             (self.rewards, np.asarray(rewards)[envs]), (self.terminated, np.asarray(terminated)[envs]),
             (self.ended, dones),
-        )  # fmt: skip
+        ]  # fmt: skip
         if self.device.type == "cpu":  # through numpy views of the storage: no tensor built per step
             for column, values in writes:
                 column.numpy()[rows, envs] = values
@@ -171,42 +211,59 @@ class ReplayBuffer(ReplaySnapshot):
             for column, values in writes:
                 column[idx] = self._to_device(values, column.dtype)
         if dones.any():
-            self._store_final(rows[dones], envs[dones], np.asarray(next_obs)[envs[dones]])
+            self._store_final(rows[dones], envs[dones], next_obs)
 
         self.pos[envs] = (rows + 1) % self.rows
         self.count[envs] = np.minimum(self.count[envs] + 1, self.rows)
         self._sampling_tables = None
 
+    def attach_env(self, env: VectorEnv) -> None:
+        """Called with the env the model trains on (when built, and by ``set_env``); a buffer that needs
+        something from it (HER: ``compute_reward``) takes it here."""
+
     def _to_device(self, array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
         return torch.as_tensor(array).to(device=self.device, dtype=dtype, non_blocking=True)
 
-    def _store_final(self, rows: np.ndarray, envs: np.ndarray, final_obs: np.ndarray) -> None:
+    @staticmethod
+    def _obs_writes(storage: TensorObs, obs: Any, envs: np.ndarray) -> list[tuple[torch.Tensor, np.ndarray]]:
+        """(storage tensor, the envs' values) for each observation array: one, or one per Dict key."""
+        if isinstance(storage, dict):
+            return [(tensor, np.asarray(obs[key])[envs]) for key, tensor in storage.items()]
+        return [(storage, np.asarray(obs)[envs])]
+
+    def _store_final(self, rows: np.ndarray, envs: np.ndarray, final_obs: Any) -> None:
+        """Keep ``final_obs`` (a batch over all envs, of which ``envs``' are read) for those envs' slots ``rows``."""
         ids = self._side_head[envs].copy()
         needed = int((self._side_head - self._side_tail).max()) + 1
-        if needed > self.final_observations.shape[0]:
+        if needed > self.side_capacity:
             self._grow_side(needed)
         self._side_head[envs] += 1
-        side = self.final_observations.shape[0]
         dev = self.device
-        self.final_observations[
-            torch.as_tensor(ids % side, device=dev), torch.as_tensor(envs, device=dev)
-        ] = self._to_device(final_obs, self.final_observations.dtype)
+        side_index = (
+            torch.as_tensor(ids % self.side_capacity, device=dev),
+            torch.as_tensor(envs, device=dev),
+        )
+        for tensor, values in self._obs_writes(self.final_observations, final_obs, envs):
+            tensor[side_index] = self._to_device(values, tensor.dtype)
         self.final_id[torch.as_tensor(rows, device=dev), torch.as_tensor(envs, device=dev)] = torch.as_tensor(
             ids, device=dev
         )
 
     def _grow_side(self, needed: int) -> None:
-        old = self.final_observations
-        capacity = old.shape[0]
+        old_capacity = capacity = self.side_capacity
         while capacity < needed:
             capacity *= 2
-        new = torch.empty((capacity, *old.shape[1:]), dtype=old.dtype, device=old.device)
-        for env in range(self.n_envs):
-            live = torch.arange(int(self._side_tail[env]), int(self._side_head[env]), device=old.device)
-            new[live % capacity, env] = old[live % old.shape[0], env]
-        self.final_observations = new
 
-    def close_episodes(self, final_obs: np.ndarray) -> None:
+        def grown(old: torch.Tensor) -> torch.Tensor:
+            new = torch.empty((capacity, *old.shape[1:]), dtype=old.dtype, device=old.device)
+            for env in range(self.n_envs):
+                live = torch.arange(int(self._side_tail[env]), int(self._side_head[env]), device=old.device)
+                new[live % capacity, env] = old[live % old_capacity, env]
+            return new
+
+        self.final_observations = map_obs(grown, self.final_observations)
+
+    def close_episodes(self, final_obs: Any) -> None:
         """End each env's episode in progress at its newest transition, as truncated.
 
         For when the envs are reset before their episodes end (a new ``learn``, a new env):
@@ -222,7 +279,7 @@ class ReplayBuffer(ReplaySnapshot):
         self._ended_host[rows, envs] = True
         idx = (torch.as_tensor(rows, device=self.device), torch.as_tensor(envs, device=self.device))
         self.ended[idx] = True
-        self._store_final(rows, envs, np.asarray(final_obs)[envs])
+        self._store_final(rows, envs, final_obs)
         self._sampling_tables = None
 
     # ------------------------------------------------------------------ sampling
@@ -235,7 +292,7 @@ class ReplayBuffer(ReplaySnapshot):
         shift is a plain number and no table is needed.
         """
         if self._sampling_tables is None:
-            n_valid = np.maximum(self.count - 1, 0)
+            n_valid = self._sampleable_counts()
             cumulative = np.cumsum(n_valid)
             shift = (self.pos - self.count) % self.rows - (cumulative - n_valid)
             if self.n_envs == 1:
@@ -265,67 +322,71 @@ class ReplayBuffer(ReplaySnapshot):
         Every read is a gather from a flat view of the storage (one index per transition), which
         costs a fraction of indexing by (row, env) pairs.
         """
-        total = self.n_sampleable
-        if total == 0:
-            raise ValueError(
-                "The replay buffer has no complete transition to sample yet; collect at least two steps "
-                "(set learning_starts >= 1)."
-            )
-        n_envs = self.n_envs
-        one_shift, shift, cumulative = self._tables()
-        draw = torch.randint(0, total, (batch_size,), device=self.device, generator=generator)
-        env: torch.Tensor | int = 0
-        if shift is None or cumulative is None:  # one env: draw k is row (k + shift) of its column
-            row = (draw + one_shift) % self.rows
-            slot = row
-        else:
-            env = torch.searchsorted(cumulative, draw, right=True)
-            row = (draw + shift[env]) % self.rows
-            slot = row * n_envs + env
+        row, env, available = self._draw(batch_size, generator)
+        slot = row if isinstance(env, int) else row * self.n_envs + env
         if n_steps == 1:
             last, rewards = slot, self._flat(self.rewards).index_select(0, slot)
             discounts = torch.full((batch_size,), gamma, dtype=torch.float32, device=self.device)
         else:
-            # Sampleable slots from the drawn one on: the env's running total minus the draw.
-            available = (total if cumulative is None else cumulative[env]) - draw
-            last, rewards, discounts = self._n_step_window(row, env, available, gamma, n_steps)
-        observations = self._flat(self.observations)
-        next_slot = (last + n_envs) % (self.rows * n_envs)  # same env, next row
-        side = self.final_observations.shape[0]
-        final_slot = self._flat(self.final_id).index_select(0, last) % side
-        if n_envs > 1:
-            final_slot = final_slot * n_envs + last % n_envs
-        final_obs = self._flat(self.final_observations).index_select(0, final_slot)
-        ended = self._flat(self.ended).index_select(0, last).view(-1, *([1] * len(self.obs_shape)))
-        next_obs = torch.where(ended, final_obs, observations.index_select(0, next_slot))
+            last, rewards, discounts = n_step_window(
+                self._flat(self.ended), self._flat(self.rewards), self.rows, self.n_envs, row, env, available,
+                gamma, n_steps,
+            )  # fmt: skip
         return ReplayBatch(
-            observations=observations.index_select(0, slot).float(),
+            observations=self.observations_at(slot),
             actions=self._flat(self.actions).index_select(0, slot),
             rewards=rewards,
-            next_observations=next_obs.float(),
+            next_observations=self.next_observations_at(last),
             terminated=self._flat(self.terminated).index_select(0, last).float(),
             discounts=discounts,
         )
 
-    def _n_step_window(
-        self, row: torch.Tensor, env: torch.Tensor | int, available: torch.Tensor, gamma: float, n_steps: int
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """For windows starting at ``row`` of column ``env``: the flat index of their last slot,
-        their discounted reward sums and γ^length.
+    def observations_at(self, slot: torch.Tensor) -> TensorObs:
+        """The observations stored at the flat slots ``slot`` (index = row * n_envs + env)."""
+        stored: TensorObs = map_obs(lambda t: self._flat(t).index_select(0, slot), self.observations)
+        return stored
 
-        ``available`` (B,) is the number of sampleable slots from ``row`` on in each column; a window
-        takes at most that many steps, and stops after the first step that ended an episode.
-        """
-        step = torch.arange(n_steps, device=self.device)
-        rows = (row[:, None] + step) % self.rows  # (B, n): the window's slots, in time order
-        slots = rows * self.n_envs + (env[:, None] if isinstance(env, torch.Tensor) else env)
-        inside = step < available[:, None]
-        ended = self._flat(self.ended)[slots] & inside
-        ended_before = ended.cumsum(dim=1) - ended.long()  # episode ends strictly before each step
-        included = inside & (ended_before == 0)
-        length = included.sum(dim=1)  # >= 1: the first step is always sampleable
-        powers = torch.tensor([gamma**k for k in range(n_steps + 1)], dtype=torch.float32, device=self.device)
-        # Slots outside the window may be stale or never written: select, never multiply by 0.
-        window_rewards = torch.where(included, self._flat(self.rewards)[slots] * powers[:n_steps], 0.0)
-        last = slots.gather(1, (length - 1)[:, None]).squeeze(1)
-        return last, window_rewards.sum(dim=1), powers[length]
+    def next_observations_at(self, slot: torch.Tensor, key: str | None = None) -> TensorObs:
+        """The observations that followed the flat slots ``slot``: the next slot's, or the true final
+        observation where the episode ended there. ``key``: only that key's, of a Dict space."""
+        n_envs = self.n_envs
+        next_slot = (slot + n_envs) % (self.rows * n_envs)  # same env, next row
+        final_slot = self._flat(self.final_id).index_select(0, slot) % self.side_capacity
+        if n_envs > 1:
+            final_slot = final_slot * n_envs + slot % n_envs
+        ended = self._flat(self.ended).index_select(0, slot)
+
+        def pick(stored: torch.Tensor, final: torch.Tensor) -> torch.Tensor:
+            where_ended = ended.view(-1, *([1] * (stored.dim() - 2)))
+            return torch.where(
+                where_ended,
+                self._flat(final).index_select(0, final_slot),
+                self._flat(stored).index_select(0, next_slot),
+            )
+
+        if key is not None:
+            assert isinstance(self.observations, dict) and isinstance(self.final_observations, dict)
+            return pick(self.observations[key], self.final_observations[key])
+        picked: TensorObs = zip_obs(pick, self.observations, self.final_observations)
+        return picked
+
+    def _draw(
+        self, batch_size: int, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor | int, torch.Tensor]:
+        """``batch_size`` uniform draws among the sampleable slots: their rows, their envs (0 with one
+        env) and how many sampleable slots each column has from the drawn one on."""
+        total = self.n_sampleable
+        if total == 0:
+            raise ValueError(self._empty_message())
+        one_shift, shift, cumulative = self._tables()
+        draw = torch.randint(0, total, (batch_size,), device=self.device, generator=generator)
+        if shift is None or cumulative is None:  # one env: draw k is row (k + shift) of its column
+            return (draw + one_shift) % self.rows, 0, total - draw
+        env = torch.searchsorted(cumulative, draw, right=True)
+        return (draw + shift[env]) % self.rows, env, cumulative[env] - draw
+
+    def _empty_message(self) -> str:
+        return (
+            "The replay buffer has no complete transition to sample yet; collect at least two steps "
+            "(set learning_starts >= 1)."
+        )

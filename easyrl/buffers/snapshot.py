@@ -8,10 +8,13 @@ returns the preallocated tensors to copy the saved arrays straight into. The rep
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 import torch
+
+from easyrl.observations import TensorObs, leaves, map_obs, space_shapes
 
 INITIAL_SIDE_CAPACITY = 64
 
@@ -23,16 +26,16 @@ class ReplaySnapshot:
     capacity: int
     n_envs: int
     rows: int
-    obs_shape: tuple[int, ...]
+    observation_space: Any
     action_dim: int
     device: torch.device
-    observations: torch.Tensor
+    observations: TensorObs
     actions: torch.Tensor
     rewards: torch.Tensor
     terminated: torch.Tensor
     ended: torch.Tensor
     final_id: torch.Tensor
-    final_observations: torch.Tensor
+    final_observations: TensorObs
     pos: np.ndarray
     count: np.ndarray
     _side_head: np.ndarray
@@ -41,25 +44,37 @@ class ReplaySnapshot:
     _sampling_tables: Any
     _pending_import: Any
 
+    @property
+    def side_capacity(self) -> int:
+        """Slots per env of the side ring of final observations."""
+        return int(leaves(self.final_observations)[0].shape[0])
+
     def _layout(self) -> dict[str, Any]:
+        """What a saved buffer must match: for a Dict space, shapes and dtypes are per key."""
+        shapes = space_shapes(self.observation_space)
+        dtype_names = map_obs(lambda t: str(t.dtype).removeprefix("torch."), self.observations)
         return {
             "capacity": self.capacity,
             "n_envs": self.n_envs,
-            "observation_shape": list(self.obs_shape),
-            "observation_dtype": str(self.observations.dtype).removeprefix("torch."),
+            "observation_shape": map_obs(list, shapes),
+            "observation_dtype": dtype_names,
             "action_dim": self.action_dim,
         }
 
-    def _stored_arrays(self, used: int, side_store: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Views of the first ``used`` rows of every storage tensor, and the side store, by name."""
+    def _stored_arrays(self, used: int, side_store: TensorObs) -> dict[str, torch.Tensor]:
+        """Views of the first ``used`` rows of every storage tensor, and the side store, by name.
+
+        A Dict space's observations are one array per key: ``observations.<key>`` and
+        ``final_observations.<key>`` (``key_<i>`` for the i-th key if its name cannot be a file name).
+        """
         return {
-            "observations": self.observations[:used],
+            **_obs_arrays("observations", map_obs(lambda t: t[:used], self.observations)),
             "actions": self.actions[:used],
             "rewards": self.rewards[:used],
             "terminated": self.terminated[:used],
             "ended": self.ended[:used],
             "final_id": self.final_id[:used],
-            "final_observations": side_store,
+            **_obs_arrays("final_observations", side_store),
         }
 
     def export_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -72,7 +87,7 @@ class ReplaySnapshot:
         state = {
             **self._layout(),
             "rows_used": used,
-            "side_capacity": int(self.final_observations.shape[0]),
+            "side_capacity": int(self.side_capacity),
             "pos": self.pos.tolist(),
             "count": self.count.tolist(),
             "side_head": self._side_head.tolist(),
@@ -108,8 +123,8 @@ class ReplaySnapshot:
             raise ValueError(
                 "has inconsistent bookkeeping (pos, count, side_head, side_tail); the file is damaged"
             )
-        side_store = torch.empty(
-            (side, self.n_envs, *self.obs_shape), dtype=self.observations.dtype, device=self.device
+        side_store: TensorObs = map_obs(
+            lambda t: torch.empty((side, *t.shape[1:]), dtype=t.dtype, device=self.device), self.observations
         )
         self._pending_import = (used, pos, count, head, tail, side_store)
         return self._stored_arrays(used, side_store)
@@ -136,6 +151,18 @@ class ReplaySnapshot:
         self._ended_host[:used] = self.ended[:used].cpu().numpy()
 
 
+_MEMBER_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _obs_arrays(name: str, obs: TensorObs) -> dict[str, torch.Tensor]:
+    if not isinstance(obs, dict):
+        return {name: obs}
+    return {
+        f"{name}.{key if _MEMBER_NAME.fullmatch(key) else f'key_{i}'}": tensor
+        for i, (key, tensor) in enumerate(obs.items())
+    }
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -154,6 +181,12 @@ def _int_array(state: dict[str, Any], key: str, n_envs: int) -> np.ndarray:
 def _describe(layout: dict[str, Any]) -> str:
     shape = layout["observation_shape"]
     shape = tuple(shape) if isinstance(shape, list) else shape
+    if isinstance(shape, dict):
+        shape = (
+            "{"
+            + ", ".join(f"{k!r}: {tuple(v) if isinstance(v, list) else v}" for k, v in shape.items())
+            + "}"
+        )
     return (
         f"capacity {layout['capacity']} for {layout['n_envs']} env(s), observations of shape {shape} "
         f"({layout['observation_dtype']}) and actions of size {layout['action_dim']}"

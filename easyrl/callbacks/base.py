@@ -17,9 +17,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
-import gymnasium as gym
 import numpy as np
 from gymnasium.vector import VectorEnv
+
+from easyrl.observations import Obs, ObsSpace
 
 if TYPE_CHECKING:
     from easyrl.logger import Logger
@@ -29,7 +30,7 @@ class TrainingModel(Protocol):
     """What a callback may use of the model it is attached to (every easyrl estimator is one)."""
 
     logger: Logger
-    observation_space: gym.spaces.Box
+    observation_space: ObsSpace
 
     @property
     def env(self) -> VectorEnv: ...
@@ -60,11 +61,11 @@ class StepData:
     (after any automatic reset) and ``next_obs`` the true observations reached by the actions.
     """
 
-    observations: np.ndarray
+    observations: Obs
     actions: np.ndarray
     rewards: np.ndarray
-    new_obs: np.ndarray
-    next_obs: np.ndarray
+    new_obs: Obs
+    next_obs: Obs
     terminated: np.ndarray
     truncated: np.ndarray
     infos: dict[str, Any]

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 
+import gymnasium as gym
 import numpy as np
 from gymnasium.vector import VectorEnv
 
 from easyrl.callbacks.base import BaseCallback, EventCallback, _positive_int
 from easyrl.envs import EnvLike, builds_new_env, make_vec_env
-from easyrl.evaluation import evaluate_policy
+from easyrl.evaluation import run_episodes
+from easyrl.observations import space_shapes
 
 
 class EvalCallback(EventCallback):
@@ -40,6 +42,9 @@ class EvalCallback(EventCallback):
     After training, ``best_mean_reward``, ``last_mean_reward`` and the ``evaluations_timesteps``,
     ``evaluations_results`` and ``evaluations_length`` lists hold the results. Every evaluation
     records ``eval/mean_reward``, ``eval/std_reward`` and ``eval/mean_ep_length`` and dumps the log.
+    An env that reports ``info["is_success"]`` (goal-conditioned envs do) also gets
+    ``eval/success_rate``, the fraction of evaluation episodes whose last step succeeded, kept in
+    ``evaluations_successes`` (and as ``successes`` in ``evaluations.npz``).
     """
 
     def __init__(
@@ -71,6 +76,7 @@ class EvalCallback(EventCallback):
         self.evaluations_timesteps: list[int] = []
         self.evaluations_results: list[list[float]] = []
         self.evaluations_length: list[list[int]] = []
+        self.evaluations_successes: list[list[float]] = []
         self._vec_env: VectorEnv | None = None
         self._seed: int | None = None
 
@@ -85,10 +91,13 @@ class EvalCallback(EventCallback):
             # generators), so a seeded run is repeatable, evaluations included.
             self._seed = int(np.random.SeedSequence(model.seed_used).spawn(1)[0].generate_state(1)[0])
         eval_space, train_space = self._vec_env.single_observation_space, model.observation_space
-        if eval_space.shape != train_space.shape:
+        eval_shapes = (
+            space_shapes(eval_space) if isinstance(eval_space, gym.spaces.Box | gym.spaces.Dict) else None
+        )
+        if eval_shapes != space_shapes(train_space):
             raise ValueError(
-                f"EvalCallback: the evaluation env's observations have shape {eval_space.shape}, but the "
-                f"model was trained on {train_space.shape}; evaluate on the same kind of env."
+                f"EvalCallback: the evaluation env's observations are {eval_space}, but the model was trained "
+                f"on {train_space}; evaluate on the same kind of env."
             )
         for folder in (self.log_path, self.best_model_save_path):
             if folder is not None:
@@ -101,14 +110,15 @@ class EvalCallback(EventCallback):
 
     def _evaluate(self) -> bool:
         assert self._vec_env is not None
-        returns, lengths = evaluate_policy(
-            self._model, self._vec_env, self.n_eval_episodes, self.deterministic, self.render,
-            return_episode_rewards=True, seed=self._seed,
-        )  # fmt: skip
+        returns, lengths, successes = run_episodes(
+            self._model, self._vec_env, self.n_eval_episodes, self.deterministic, self.render, self._seed
+        )
         self._seed = None
         self.evaluations_timesteps.append(self.num_timesteps)
         self.evaluations_results.append(returns)
         self.evaluations_length.append(lengths)
+        if successes:
+            self.evaluations_successes.append(successes)
         if self.log_path is not None:
             self._write_evaluations(os.path.join(self.log_path, "evaluations.npz"))
         mean_reward, std_reward = float(np.mean(returns)), float(np.std(returns))
@@ -123,6 +133,11 @@ class EvalCallback(EventCallback):
         self.logger.record("eval/mean_reward", mean_reward)
         self.logger.record("eval/std_reward", std_reward)
         self.logger.record("eval/mean_ep_length", mean_length)
+        if successes:
+            success_rate = float(np.mean(successes))
+            self.logger.record("eval/success_rate", success_rate)
+            if self.verbose >= 1:
+                print(f"Success rate: {100 * success_rate:.2f}%")
         self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
         self.logger.dump(self.num_timesteps)
 
@@ -140,13 +155,15 @@ class EvalCallback(EventCallback):
 
     def _write_evaluations(self, path: str) -> None:
         # Write beside and rename, so a crash mid-write leaves the previous file whole.
+        arrays = {
+            "timesteps": np.array(self.evaluations_timesteps),
+            "results": np.array(self.evaluations_results),
+            "ep_lengths": np.array(self.evaluations_length),
+        }
+        if self.evaluations_successes:
+            arrays["successes"] = np.array(self.evaluations_successes)
         with open(path + ".tmp", "wb") as file:
-            np.savez(
-                file,
-                timesteps=np.array(self.evaluations_timesteps),
-                results=np.array(self.evaluations_results),
-                ep_lengths=np.array(self.evaluations_length),
-            )
+            np.savez(file, **arrays)  # type: ignore[arg-type]
         os.replace(path + ".tmp", path)
 
     def _on_training_end(self) -> None:

@@ -6,22 +6,29 @@ description instead of their Python form:
 
 - ``env``: the env id when the model was built from one, else null (an env object is never saved);
 - ``action_noise``: its class and arguments, rebuilt on load from easyrl's own noise classes only;
-- ``policy_kwargs["activation_fn"]``: the name of a ``torch.nn`` activation from an allow-list.
+- ``policy_kwargs["activation_fn"]``: the name of a ``torch.nn`` activation from an allow-list;
+- ``policy_kwargs["features_extractor_class"]``: the name of one of easyrl's features extractors;
+- ``replay_buffer_class``: the name of one of easyrl's replay buffers (``"HerReplayBuffer"``), and a
+  goal-selection strategy in ``replay_buffer_kwargs`` by its value (``"future"``).
 
-Anything else JSON cannot hold (a callable learning-rate schedule, a custom activation or noise class) is
-written as ``{"__pickled__": "<name>"}`` and its value goes to the pickled member ``<name>``, which loading
-unpickles only when the user trusts it by name, or replaces with a value the user supplies.
+Anything else JSON cannot hold (a callable learning-rate schedule, a custom activation, extractor or
+noise class) is written as ``{"__pickled__": "<name>"}`` and its value goes to the pickled member
+``<name>``, which loading unpickles only when the user trusts it by name, or replaces with a value the
+user supplies.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from enum import Enum
 from typing import Any
 
 import numpy as np
 from torch import nn
 
+from easyrl import extractors
+from easyrl.buffers import HerReplayBuffer, ReplayBuffer
 from easyrl.noise import ActionNoise, NormalActionNoise, OrnsteinUhlenbeckActionNoise
 
 ACTIVATIONS: tuple[str, ...] = (
@@ -29,6 +36,12 @@ ACTIVATIONS: tuple[str, ...] = (
     "Hardtanh", "Hardswish", "Identity",
 )  # fmt: skip
 """``torch.nn`` activations that a file may name in ``policy_kwargs["activation_fn"]``."""
+
+EXTRACTORS: dict[str, type[nn.Module]] = {cls.__name__: cls for cls in extractors.BUILT_IN}
+"""Features extractor classes a file may name in ``policy_kwargs["features_extractor_class"]``."""
+
+BUFFERS: dict[str, type[ReplayBuffer]] = {"ReplayBuffer": ReplayBuffer, "HerReplayBuffer": HerReplayBuffer}
+"""Replay buffer classes a file may name in ``replay_buffer_class``."""
 
 NOISES: dict[str, type[ActionNoise]] = {
     "NormalActionNoise": NormalActionNoise,
@@ -55,23 +68,35 @@ def encode_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
             encoded[name] = value if isinstance(value, str) else None
         elif name == "device":
             encoded[name] = str(value)
+        elif name == "replay_buffer_class" and value is not None:
+            encoded[name] = buffer_name(value) or _pickle(name, value, pickled)
+        elif name == "replay_buffer_kwargs" and type(value) is dict:
+            plain = {key: item.value if isinstance(item, Enum) else item for key, item in value.items()}
+            json_value = _to_json(plain)
+            encoded[name] = json_value if json_value is not _UNSET else _pickle(name, value, pickled)
         elif name == "action_noise" and value is not None:
             description = noise_to_json(value)
             encoded[name] = description if description is not None else _pickle(name, value, pickled)
-        elif name == "policy_kwargs" and type(value) is dict and "activation_fn" in value:
-            activation = activation_name(value["activation_fn"])
-            rest = _to_json({k: v for k, v in value.items() if k != "activation_fn"})
+        elif name == "policy_kwargs" and type(value) is dict and set(value) & set(CLASS_ENTRIES):
+            rest = _to_json({k: v for k, v in value.items() if k not in CLASS_ENTRIES})
             if rest is _UNSET:
                 encoded[name] = _pickle(name, value, pickled)
             else:
-                encoded[name] = {
-                    **rest,
-                    "activation_fn": activation or _pickle(ACTIVATION_KEY, value["activation_fn"], pickled),
+                classes = {
+                    key: None if value[key] is None else _class_name(f"{name}.{key}", value[key], pickled)
+                    for key in CLASS_ENTRIES
+                    if key in value
                 }
+                encoded[name] = {**rest, **classes}
         else:
             json_value = _to_json(value)
             encoded[name] = json_value if json_value is not _UNSET else _pickle(name, value, pickled)
     return encoded, pickled
+
+
+def _class_name(name: str, value: Any, pickled: dict[str, Any]) -> str | dict[str, str]:
+    """The allow-listed name of the class in the entry ``name`` ("policy_kwargs.<key>"), else a pickle."""
+    return CLASS_ENTRIES[name.partition(".")[2]][0](value) or _pickle(name, value, pickled)
 
 
 def _pickle(name: str, value: Any, pickled: dict[str, Any]) -> dict[str, str]:
@@ -143,13 +168,13 @@ def decode_params(encoded: Any, resolve: Resolver) -> dict[str, Any]:
     for name, value in encoded.items():
         if name == "action_noise" and isinstance(value, dict) and "class" in value:
             params[name] = noise_from_json(value)
-        elif (
-            name == "policy_kwargs"
-            and isinstance(value, dict)
-            and isinstance(value.get("activation_fn"), str)
-        ):
+        elif name == "replay_buffer_class" and isinstance(value, str):
+            params[name] = buffer_from_name(value)
+        elif name == "policy_kwargs" and isinstance(value, dict) and set(value) & set(CLASS_ENTRIES):
             kwargs = _from_json(value, resolve)
-            kwargs["activation_fn"] = activation_from_name(value["activation_fn"])
+            for key, (_, from_name) in CLASS_ENTRIES.items():
+                if isinstance(value.get(key), str):
+                    kwargs[key] = from_name(value[key])
             params[name] = kwargs
         else:
             params[name] = _from_json(value, resolve)
@@ -176,6 +201,39 @@ def activation_from_name(name: str) -> type[nn.Module]:
         )
     activation: type[nn.Module] = getattr(nn, name)
     return activation
+
+
+def buffer_name(buffer_class: Any) -> str | None:
+    """The allow-listed name of ``buffer_class`` (one of easyrl's replay buffers), or None."""
+    return next((name for name, cls in BUFFERS.items() if buffer_class is cls), None)
+
+
+def buffer_from_name(name: str) -> type[ReplayBuffer]:
+    if name not in BUFFERS:
+        raise ValueError(
+            f"names the replay buffer {name!r}, which is not one of easyrl's ({', '.join(BUFFERS)})"
+        )
+    return BUFFERS[name]
+
+
+def extractor_name(extractor_class: Any) -> str | None:
+    """The allow-listed name of ``extractor_class`` (one of easyrl's extractors), or None."""
+    return next((name for name, cls in EXTRACTORS.items() if extractor_class is cls), None)
+
+
+def extractor_from_name(name: str) -> type[nn.Module]:
+    if name not in EXTRACTORS:
+        raise ValueError(
+            f"names the features extractor {name!r}, which is not one of easyrl's ({', '.join(EXTRACTORS)})"
+        )
+    return EXTRACTORS[name]
+
+
+CLASS_ENTRIES: dict[str, tuple[Callable[[Any], str | None], Callable[[str], type[nn.Module]]]] = {
+    "activation_fn": (activation_name, activation_from_name),
+    "features_extractor_class": (extractor_name, extractor_from_name),
+}
+"""The ``policy_kwargs`` entries that hold a class, saved by name from an allow-list: (to name, from name)."""
 
 
 def noise_from_json(description: dict[str, Any]) -> ActionNoise:

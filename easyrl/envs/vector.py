@@ -23,6 +23,8 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv, VectorWrapper
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
+from easyrl.observations import Obs, as_numpy, copy_obs, set_rows
+
 EnvLike: TypeAlias = str | gym.Env | VectorEnv | Callable[[], gym.Env]
 """An env id, an env instance, a vector env, or a function returning a new env."""
 
@@ -166,8 +168,8 @@ class StepResult:
     ``obs`` is the observation to act on next.
     """
 
-    obs: np.ndarray
-    next_obs: np.ndarray
+    obs: Obs
+    next_obs: Obs
     rewards: np.ndarray
     terminated: np.ndarray
     truncated: np.ndarray
@@ -246,7 +248,7 @@ class EnvStepper:
         self.seeds = seeds if seeds is not None else EpisodeSeeds(env.num_envs)
         self._resetting = np.zeros(env.num_envs, dtype=bool)
 
-    def reset(self, seed: int | None = None) -> np.ndarray:
+    def reset(self, seed: int | None = None) -> Obs:
         """Reset every env and return the first observations.
 
         ``seed`` reseeds the generator each episode's seed is drawn from; without it, the
@@ -256,7 +258,7 @@ class EnvStepper:
             self.seeds.rng = np.random.default_rng(seed)
         return self._reset_all(self.seeds.draw(self.env.num_envs))
 
-    def _reset_all(self, seeds: np.ndarray) -> np.ndarray:
+    def _reset_all(self, seeds: np.ndarray) -> Obs:
         per_env: Any = [int(s) for s in seeds]  # gymnasium's annotation says int; vector envs take a list
         obs, _ = self.env.reset(seed=per_env)
         self.seeds.seeds[:] = seeds
@@ -277,9 +279,9 @@ class EnvStepper:
         if self.mode == AutoresetMode.DISABLED and dones.any():
             obs = self._reset_finished(dones)
         elif self.mode == AutoresetMode.SAME_STEP and "_final_obs" in infos:
-            next_obs = np.array(obs, copy=True)
-            for i in np.flatnonzero(infos["_final_obs"]):
-                next_obs[i] = infos["final_obs"][i]
+            ended = np.flatnonzero(infos["_final_obs"])
+            next_obs = copy_obs(as_numpy(obs))
+            set_rows(next_obs, ended, [infos["final_obs"][i] for i in ended])
         if self.mode != AutoresetMode.DISABLED:
             self._forget_seeds(dones & valid)
         if self.mode == AutoresetMode.NEXT_STEP:
@@ -296,7 +298,7 @@ class EnvStepper:
             episode_lengths=lengths,
         )
 
-    def _reset_finished(self, dones: np.ndarray) -> np.ndarray:
+    def _reset_finished(self, dones: np.ndarray) -> Obs:
         """Start a new episode, from a new seed, in each env that finished; the observations to act on."""
         ended = np.flatnonzero(dones)
         seeds = self.seeds.draw(ended.size)
@@ -317,7 +319,7 @@ class EnvStepper:
     def at_episode_boundary(self) -> bool:
         return self.seeds.at_episode_boundary
 
-    def restore(self) -> tuple[np.ndarray, bool]:
+    def restore(self) -> tuple[Obs, bool]:
         """Reset the envs to where :attr:`seeds` says they were; returns (observations, exact).
 
         At an episode boundary each env is reset with the seed of its episode, which puts a
