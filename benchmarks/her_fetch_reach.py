@@ -18,13 +18,13 @@ of ``learn`` wall time, warm-up included. Do not run anything else meanwhile.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
+from machine import cpu_model  # this folder's machine description
 
 import easyrl
 
@@ -57,37 +57,21 @@ def success_rate(predict: Any, episodes: int, seed: int) -> float:
     return float(np.mean(successes))
 
 
-def train_easyrl(steps: int, seed: int) -> tuple[float, Any]:
-    model = easyrl.SAC(
-        "MultiInputPolicy", make_env(), replay_buffer_class=easyrl.HerReplayBuffer, replay_buffer_kwargs=HER_KWARGS,
+def train(library: str, steps: int, seed: int) -> tuple[float, Any]:
+    """Train one library's SAC + HER for ``steps``; the seconds ``learn`` took, and a deterministic policy."""
+    if library == "easyrl":
+        sac, her = easyrl.SAC, easyrl.HerReplayBuffer
+    else:
+        import stable_baselines3 as sb3
+
+        sac, her = sb3.SAC, sb3.HerReplayBuffer
+    model = sac(
+        "MultiInputPolicy", make_env(), replay_buffer_class=her, replay_buffer_kwargs=HER_KWARGS,
         policy_kwargs=dict(net_arch=[64, 64]), seed=seed, device="cpu", **SETTINGS,
     )  # fmt: skip
     start = time.perf_counter()
     model.learn(steps)
     return time.perf_counter() - start, lambda obs: model.predict(obs, deterministic=True)[0]
-
-
-def train_sb3(steps: int, seed: int) -> tuple[float, Any]:
-    import stable_baselines3 as sb3
-
-    model = sb3.SAC(
-        "MultiInputPolicy", make_env(), replay_buffer_class=sb3.HerReplayBuffer, replay_buffer_kwargs=HER_KWARGS,
-        policy_kwargs=dict(net_arch=[64, 64]), seed=seed, device="cpu", **SETTINGS,
-    )  # fmt: skip
-    start = time.perf_counter()
-    model.learn(steps)
-    return time.perf_counter() - start, lambda obs: model.predict(obs, deterministic=True)[0]
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
@@ -101,7 +85,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    trainers = {"easyrl": train_easyrl, "sb3": train_sb3}
     print(
         f"SAC + HER on {ENV_ID}, {args.steps} steps per run, {args.episodes} deterministic evaluation episodes; "
         f"{cpu_model()}, torch {torch.__version__} ({args.threads} threads)",
@@ -110,7 +93,7 @@ def main() -> None:
     results: dict[str, list[tuple[int, float, float]]] = {name: [] for name in args.libraries}
     for seed in args.seeds:
         for name in args.libraries:
-            seconds, predict = trainers[name](args.steps, seed)
+            seconds, predict = train(name, args.steps, seed)
             rate = success_rate(predict, args.episodes, seed=10_000 + seed)
             results[name].append((seed, args.steps / seconds, rate))
             print(

@@ -15,10 +15,10 @@ without filling them, when stable-baselines3 is installed.
 from __future__ import annotations
 
 import argparse
-import platform
 
 import gymnasium as gym
 import numpy as np
+from machine import cpu_model  # this folder's machine description
 
 from easyrl.buffers import ReplayBuffer
 
@@ -34,17 +34,6 @@ def resident_bytes() -> int:
             if line.startswith("VmRSS"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError("no VmRSS in /proc/self/status")
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:

@@ -65,3 +65,30 @@ def test_update_floor_records_the_updates_products(bench, algo):
     assert len(recorder.shapes) >= 6
     assert any(tuple(shape[-2:]) == tuple(hidden) for shapes in recorder.shapes for shape in shapes)
     steps["matmuls"]()  # the replay runs on tensors of the recorded shapes
+
+
+def run_script(name: str, *args: str) -> str:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"{name}.py"), *args], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_image_memory_prints_the_ratio_to_one_uint8_copy():
+    out = run_script("image_memory", "--transitions", "20000", "--size", "36", "--episode-length", "500")
+    ratio = float(out.split("easyrl buffer, its arrays:")[1].split()[2].rstrip("x"))
+    sb3_ratio = float(out.split("SB3 ReplayBuffer (default layout):")[1].split()[2].rstrip("x"))
+    assert 1.0 <= ratio <= 1.05 and 1.9 <= sb3_ratio <= 2.1 and "target <= 1.05x:" in out
+
+
+def test_her_fetch_reach_reports_both_libraries():
+    out = run_script(
+        "her_fetch_reach", "--steps", "120", "--seeds", "0", "--episodes", "1", "--threads", "1"
+    )
+    for library in ("easyrl", "sb3"):
+        assert f"{library:7s} seed 0: success" in out
+    assert "easyrl / sb3 steps/s:" in out

@@ -1,8 +1,8 @@
 """Environments: turning what the user passed into vector envs (``vector``), and small envs of our own.
 
 ``easyrl.envs.vector`` builds and steps the vector envs every estimator trains on. The small envs
-beside it are for tests, examples and quick experiments; importing this package (which
-``import easyrl`` does) registers them with gymnasium, without importing torch:
+beside it are for tests, examples and quick experiments (numpy and gymnasium only, no torch);
+importing this package, which ``import easyrl`` does, registers them with gymnasium:
 
 * ``"easyrl/PointGoal-v0"``: :class:`PointGoalEnv` (``easyrl.envs.goal``), a goal-conditioned
   ``Dict``-observation env with a sparse reward, for HER; 50 steps an episode.
