@@ -86,9 +86,7 @@ def test_image_memory_prints_the_ratio_to_one_uint8_copy():
 
 
 def test_her_fetch_reach_reports_both_libraries():
-    out = run_script(
-        "her_fetch_reach", "--steps", "120", "--seeds", "0", "--episodes", "1", "--threads", "1"
-    )
+    out = run_script("her_fetch_reach", "--steps", "120", "--seeds", "0", "--episodes", "1", "--threads", "1")
     for library in ("easyrl", "sb3"):
         assert f"{library:7s} seed 0: success" in out
     assert "easyrl / sb3 steps/s:" in out
