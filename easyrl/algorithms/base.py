@@ -83,7 +83,8 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
 
     # A descriptor default is how dataclasses support "argument in, built object out" fields.
     env: BuiltFrom[EnvLike | None, VectorEnv] = BuiltFrom()  # noqa: RUF009
-    policy: BuiltFrom[str | None, PolicyT] = BuiltFrom()  # noqa: RUF009
+    # EnvLike, since SB3's form SAC("MlpPolicy", env) passes the env second.
+    policy: BuiltFrom[EnvLike | None, PolicyT] = BuiltFrom()  # noqa: RUF009
     _: KW_ONLY
     learning_rate: float | str | Callable[[float], float] = 3e-4
     actor_learning_rate: float | str | Callable[[float], float] | None = None

@@ -1,0 +1,70 @@
+"""Train SAC with hindsight experience replay (HER) on FetchReach, and measure its success rate.
+
+    python examples/her_fetch_reach.py [--steps 20000] [--seed 0]
+
+Shows HER on a robotics task with a sparse reward: the Fetch arm's gripper must reach a 3-D goal
+(-1 every step until it is within 5 cm). The settings are rl-zoo's for FetchReach (gamma 0.95,
+learning rate 1e-3, [64, 64] networks, 4 relabelled goals per transition from the same episode's
+future). Needs gymnasium-robotics on MuJoCo: ``pip install easyrl[robotics]`` (it pins mujoco
+3.2.7: gymnasium-robotics 1.4.2's Fetch envs fail to build with mujoco 4). Runs headless, in about
+three minutes on 2 CPU cores; the success rate over 20 deterministic episodes should be near 1.0
+(random actions: about 0.02).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import gymnasium as gym
+import gymnasium_robotics
+import numpy as np
+
+from easyrl import SAC, HerReplayBuffer
+
+gym.register_envs(gymnasium_robotics)  # registers FetchReach-v4 and the other robotics envs
+ENV_ID = "FetchReach-v4"
+
+
+def success_rate(model: SAC, n_episodes: int = 20) -> float:
+    env = gym.make(ENV_ID)
+    successes = []
+    for episode in range(n_episodes):
+        obs, _ = env.reset(seed=10_000 + episode)
+        done = False
+        while not done:
+            action, _ = model.predict(obs, deterministic=True)
+            obs, _, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+        successes.append(info["is_success"])
+    env.close()
+    return float(np.mean(successes))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    model = SAC(
+        "MultiInputPolicy",
+        ENV_ID,
+        replay_buffer_class=HerReplayBuffer,
+        replay_buffer_kwargs=dict(n_sampled_goal=4, goal_selection_strategy="future"),
+        gamma=0.95,
+        learning_rate=1e-3,
+        batch_size=256,
+        learning_starts=1_000,
+        buffer_size=1_000_000,
+        policy_kwargs=dict(net_arch=[64, 64]),
+        seed=args.seed,
+        device="cpu",
+    )
+    model.learn(args.steps, progress_bar=True)
+    print(f"Success rate over 20 deterministic episodes: {success_rate(model):.2f}")
+
+
+if __name__ == "__main__":
+    main()
