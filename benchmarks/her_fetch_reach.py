@@ -10,7 +10,8 @@ strategy, gamma 0.95, learning rate 1e-3, batch 256, buffer 1M, learning_starts 
 [64, 64]. Observations are not normalised (easyrl has no VecNormalize yet; the SB3 run here does not
 normalise either, so both libraries learn the same problem). Each run trains for ``--steps`` env
 steps and then measures the success rate (``info["is_success"]`` at the end of the episode) over 20
-deterministic episodes of a separately seeded env. The libraries run one after the other in this
+deterministic episodes of a separately seeded env (``easyrl.evaluate_success_rate``, which runs SB3's
+models too). The libraries run one after the other in this
 process, seed by seed, with the same number of torch threads; the speed figure is env steps per second
 of ``learn`` wall time, warm-up included. Do not run anything else meanwhile.
 """
@@ -27,6 +28,7 @@ import torch
 from machine import cpu_model  # this folder's machine description
 
 import easyrl
+from easyrl import evaluate_success_rate
 
 ENV_ID = "FetchReach-v4"
 SETTINGS: dict[str, Any] = dict(
@@ -42,23 +44,8 @@ def make_env() -> gym.Env[Any, Any]:
     return gym.make(ENV_ID)
 
 
-def success_rate(predict: Any, episodes: int, seed: int) -> float:
-    env = make_env()
-    successes = []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        done, info = False, {}
-        while not done:
-            action = predict(obs)
-            obs, _, terminated, truncated, info = env.step(action)
-            done = terminated or truncated
-        successes.append(float(info["is_success"]))
-    env.close()
-    return float(np.mean(successes))
-
-
 def train(library: str, steps: int, seed: int) -> tuple[float, Any]:
-    """Train one library's SAC + HER for ``steps``; the seconds ``learn`` took, and a deterministic policy."""
+    """Train one library's SAC + HER for ``steps``; the seconds ``learn`` took, and the model."""
     if library == "easyrl":
         sac, her = easyrl.SAC, easyrl.HerReplayBuffer
     else:
@@ -71,7 +58,7 @@ def train(library: str, steps: int, seed: int) -> tuple[float, Any]:
     )  # fmt: skip
     start = time.perf_counter()
     model.learn(steps)
-    return time.perf_counter() - start, lambda obs: model.predict(obs, deterministic=True)[0]
+    return time.perf_counter() - start, model
 
 
 def main() -> None:
@@ -93,8 +80,8 @@ def main() -> None:
     results: dict[str, list[tuple[int, float, float]]] = {name: [] for name in args.libraries}
     for seed in args.seeds:
         for name in args.libraries:
-            seconds, predict = train(name, args.steps, seed)
-            rate = success_rate(predict, args.episodes, seed=10_000 + seed)
+            seconds, model = train(name, args.steps, seed)
+            rate = evaluate_success_rate(model, make_env(), args.episodes, seed=10_000 + seed)
             results[name].append((seed, args.steps / seconds, rate))
             print(
                 f"  {name:7s} seed {seed}: success {rate:.2f}, {args.steps / seconds:6.1f} env steps/s",

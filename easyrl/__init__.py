@@ -2,7 +2,7 @@
 
 from easyrl.algorithms import DDPG, SAC, TD3, OffPolicyAlgorithm
 from easyrl.buffers import HerReplayBuffer, ReplayBuffer
-from easyrl.evaluation import evaluate_policy
+from easyrl.evaluation import evaluate_policy, evaluate_success_rate
 from easyrl.version import __version__
 
 load = OffPolicyAlgorithm.load
@@ -17,5 +17,6 @@ __all__ = [
     "ReplayBuffer",
     "__version__",
     "evaluate_policy",
+    "evaluate_success_rate",
     "load",
 ]

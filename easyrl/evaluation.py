@@ -1,4 +1,5 @@
-"""``evaluate_policy``: run a model for a number of whole episodes and report their returns.
+"""``evaluate_policy``: run a model for a number of whole episodes and report their returns
+(``evaluate_success_rate``: the fraction that succeeded, for goal-conditioned envs).
 
 Episode returns and lengths come from gymnasium's ``RecordEpisodeStatistics`` (added by
 :func:`easyrl.envs.make_vec_env` when the env lacks it), not from a hand-written sum.
@@ -89,6 +90,32 @@ def evaluate_policy(
     if return_episode_rewards:
         return returns, lengths
     return float(np.mean(returns)), float(np.std(returns))
+
+
+def evaluate_success_rate(
+    model: Predictor,
+    env: EnvLike,
+    n_eval_episodes: int = 20,
+    deterministic: bool = True,
+    *,
+    seed: int | None = None,
+) -> float:
+    """The fraction of ``n_eval_episodes`` episodes that end in success (``info["is_success"]`` of their
+    last step, as goal-conditioned envs such as gymnasium-robotics' report it).
+
+    The env and the episodes are as for :func:`evaluate_policy`. Raises ValueError when the env does
+    not report ``is_success``.
+    """
+    if not isinstance(n_eval_episodes, int) or isinstance(n_eval_episodes, bool) or n_eval_episodes < 1:
+        raise ValueError(f"n_eval_episodes={n_eval_episodes!r} is invalid: it must be an integer >= 1.")
+    with _vector_env(env) as vec_env:
+        _, _, successes = run_episodes(model, vec_env, n_eval_episodes, deterministic, False, seed)
+    if len(successes) != n_eval_episodes:
+        raise ValueError(
+            "The env does not report info['is_success'] at the end of its episodes, so there is no success "
+            "rate to measure; use evaluate_policy for the returns."
+        )
+    return float(np.mean(successes))
 
 
 def _vector_env(env: EnvLike) -> AbstractContextManager[VectorEnv]:

@@ -17,27 +17,11 @@ import argparse
 
 import gymnasium as gym
 import gymnasium_robotics
-import numpy as np
 
-from easyrl import SAC, HerReplayBuffer
+from easyrl import SAC, HerReplayBuffer, evaluate_success_rate
 
 gym.register_envs(gymnasium_robotics)  # registers FetchReach-v4 and the other robotics envs
 ENV_ID = "FetchReach-v4"
-
-
-def success_rate(model: SAC, n_episodes: int = 20) -> float:
-    env = gym.make(ENV_ID)
-    successes = []
-    for episode in range(n_episodes):
-        obs, _ = env.reset(seed=10_000 + episode)
-        done = False
-        while not done:
-            action, _ = model.predict(obs, deterministic=True)
-            obs, _, terminated, truncated, info = env.step(action)
-            done = terminated or truncated
-        successes.append(info["is_success"])
-    env.close()
-    return float(np.mean(successes))
 
 
 def main() -> None:
@@ -63,7 +47,8 @@ def main() -> None:
         device="cpu",
     )
     model.learn(args.steps, progress_bar=True)
-    print(f"Success rate over 20 deterministic episodes: {success_rate(model):.2f}")
+    rate = evaluate_success_rate(model, ENV_ID, n_eval_episodes=20, seed=10_000)
+    print(f"Success rate over 20 deterministic episodes: {rate:.2f}")
 
 
 if __name__ == "__main__":

@@ -15,24 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
-from easyrl import SAC, HerReplayBuffer
-from easyrl.envs import PointGoalEnv
-
-
-def success_rate(model: SAC, n_episodes: int = 20) -> float:
-    env = PointGoalEnv()
-    successes = []
-    for episode in range(n_episodes):
-        obs, _ = env.reset(seed=10_000 + episode)
-        done = False
-        while not done:
-            action, _ = model.predict(obs, deterministic=True)
-            obs, _, terminated, truncated, info = env.step(action)
-            done = terminated or truncated
-        successes.append(info["is_success"])
-    return float(np.mean(successes))
+from easyrl import SAC, HerReplayBuffer, evaluate_success_rate
 
 
 def main() -> None:
@@ -56,7 +39,8 @@ def main() -> None:
         device="cpu",
     )
     model.learn(args.steps, progress_bar=True)
-    print(f"Success rate over 20 deterministic episodes: {success_rate(model):.2f}")
+    rate = evaluate_success_rate(model, "easyrl/PointGoal-v0", n_eval_episodes=20, seed=10_000)
+    print(f"Success rate over 20 deterministic episodes: {rate:.2f}")
 
 
 if __name__ == "__main__":

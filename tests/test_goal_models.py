@@ -178,3 +178,30 @@ def test_eval_callback_records_the_success_rate(estimator: type[Any], tmp_path: 
     plain = EvalCallback("Pendulum-v1", eval_freq=60, n_eval_episodes=1)
     estimator("Pendulum-v1", **SMALL).learn(60, callback=plain)
     assert plain.evaluations_successes == []
+
+
+class _Heading:
+    """Predicts ``gain`` times the way to the goal (1: straight there; 0: standing still)."""
+
+    def __init__(self, gain: float) -> None:
+        self.gain = gain
+
+    def predict(
+        self, obs: Any, state: Any = None, episode_start: Any = None, deterministic: bool = False
+    ) -> Any:
+        if not isinstance(obs, dict):  # not a goal env: stand still
+            return np.zeros((len(obs), 1), np.float32), state
+        way = obs["desired_goal"] - obs["achieved_goal"]
+        return np.clip(self.gain * 10 * way, -1, 1), state
+
+
+def test_evaluate_success_rate_reads_each_episodes_last_step() -> None:
+    from easyrl import evaluate_success_rate
+
+    assert evaluate_success_rate(_Heading(1.0), PointGoalEnv(), n_eval_episodes=10, seed=0) == 1.0
+    assert evaluate_success_rate(_Heading(0.0), PointGoalEnv(), n_eval_episodes=10, seed=0) == 0.0
+    # A vector env of 3 counts each env's finished episodes.
+    vector = gym.vector.SyncVectorEnv([PointGoalEnv] * 3, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    assert evaluate_success_rate(_Heading(1.0), vector, n_eval_episodes=6, seed=0) == 1.0
+    with pytest.raises(ValueError, match="does not report info\\['is_success'\\].*evaluate_policy"):
+        evaluate_success_rate(_Heading(0.0), "Pendulum-v1", n_eval_episodes=1)
