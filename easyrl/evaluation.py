@@ -159,6 +159,9 @@ def _success(infos: dict[str, Any], i: int) -> float | None:
     """``is_success`` of env ``i``'s finished episode: in the final info of an env that reset in the same
     step, else in the step's info; None when the env does not report it."""
     for info in (infos.get("final_info"), infos):
-        if isinstance(info, dict) and "is_success" in info and info.get("_is_success", [True] * (i + 1))[i]:
+        if not isinstance(info, dict) or "is_success" not in info:
+            continue
+        mask = info.get("_is_success")  # which envs' entries are set
+        if mask is None or mask[i]:
             return float(info["is_success"][i])
     return None

@@ -72,13 +72,6 @@ def space_shapes(space: ObsSpace) -> tuple[int, ...] | dict[str, tuple[int, ...]
     return tuple(space.shape)
 
 
-def flat_dim(space: ObsSpace) -> int:
-    """The number of values in one observation."""
-    shapes = space_shapes(space)
-    values = shapes.values() if isinstance(shapes, dict) else [shapes]
-    return sum(int(np.prod(shape)) for shape in values)
-
-
 # ---------------------------------------------------------------------------------------------- values
 def map_obs(function: Callable[[Any], Any], obs: Any) -> Any:
     """``function`` applied to the array, or to each key's array."""
@@ -123,17 +116,13 @@ def copy_obs(obs: Obs) -> Obs:
     return copied
 
 
-def set_rows(target: Obs, rows: np.ndarray, values: Any) -> None:
-    """``target[rows] = values`` for each array (``values`` a batch, or per-env observations)."""
+def set_rows(target: Obs, rows: np.ndarray, values: list[Any]) -> None:
+    """``target[rows[i]] = values[i]`` for one observation per row (each a dict for a Dict space)."""
     if isinstance(target, dict):
         for key, array in target.items():
-            array[rows] = np.stack([np.asarray(v[key]) for v in values]) if _per_env(values) else values[key]
+            array[rows] = np.stack([np.asarray(v[key]) for v in values])
     else:
-        target[rows] = np.stack([np.asarray(v) for v in values]) if _per_env(values) else values
-
-
-def _per_env(values: Any) -> bool:
-    return isinstance(values, (list, tuple)) or (isinstance(values, np.ndarray) and values.dtype == object)
+        target[rows] = np.stack([np.asarray(v) for v in values])
 
 
 def to_tensor(obs: Obs, device: torch.device) -> TensorObs:

@@ -205,3 +205,21 @@ def test_evaluate_success_rate_reads_each_episodes_last_step() -> None:
     assert evaluate_success_rate(_Heading(1.0), vector, n_eval_episodes=6, seed=0) == 1.0
     with pytest.raises(ValueError, match="does not report info\\['is_success'\\].*evaluate_policy"):
         evaluate_success_rate(_Heading(0.0), "Pendulum-v1", n_eval_episodes=1)
+
+
+def test_a_same_step_vector_env_gives_dict_final_observations() -> None:
+    from easyrl.envs import EnvStepper
+
+    vector = gym.vector.SyncVectorEnv(
+        [lambda: PointGoalEnv(max_episode_steps=3)] * 2, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+    )
+    stepper = EnvStepper(vector)
+    stepper.reset(seed=0)
+    for _ in range(3):
+        result = stepper.step(np.zeros((2, 2), np.float32))
+    assert result.truncated.all()
+    for i in range(2):
+        final = result.infos["final_obs"][i]
+        for key in final:
+            np.testing.assert_array_equal(result.next_obs[key][i], final[key])  # the true final observation
+        assert not np.array_equal(result.obs["desired_goal"][i], final["desired_goal"])  # the new episode's

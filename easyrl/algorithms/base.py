@@ -32,7 +32,7 @@ from easyrl.envs import EnvLike, EnvStepper, env_id_of, make_vec_env
 from easyrl.logger import Logger, configure
 from easyrl.networks import Policy
 from easyrl.noise import ActionNoise
-from easyrl.observations import Obs, ObsSpace, TensorObs, as_batch, flat_dim, to_tensor
+from easyrl.observations import Obs, ObsSpace, TensorObs, as_batch, to_tensor
 from easyrl.serialization import PathOrFile
 
 PolicyT = TypeVar("PolicyT", bound=Policy)
@@ -268,11 +268,6 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
         mode = "reduce-overhead" if self._device.type == "cuda" else None
         for network in self._policy.children():
             network.compile(mode=mode)
-
-    @property
-    def obs_dim(self) -> int:
-        """Values in one observation (over all keys of a Dict space)."""
-        return flat_dim(self.observation_space)
 
     @property
     def action_dim(self) -> int:
