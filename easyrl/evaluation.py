@@ -2,11 +2,12 @@
 (``evaluate_success_rate``: the fraction that succeeded, for goal-conditioned envs).
 
 Episode returns and lengths come from gymnasium's ``RecordEpisodeStatistics`` (added by
-:func:`easyrl.envs.make_vec_env` when the env lacks it), not from a hand-written sum.
+:func:`easyrl.envs.to_vector_env` when the env lacks it), not from a hand-written sum.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import AbstractContextManager, closing, nullcontext
 from typing import Any, Literal, Protocol, overload
 
@@ -19,7 +20,7 @@ from easyrl.envs import (
     builds_new_env,
     episode_statistics_key,
     finished_episodes,
-    make_vec_env,
+    to_vector_env,
 )
 
 
@@ -120,7 +121,7 @@ def evaluate_success_rate(
 
 def _vector_env(env: EnvLike) -> AbstractContextManager[VectorEnv]:
     """``env`` as a vector env with episode statistics; closed on exit only if it was built here."""
-    vec_env = make_vec_env(env, 1)
+    vec_env = to_vector_env(env, 1)
     if builds_new_env(env):
         return closing(vec_env)
     return nullcontext(vec_env)
@@ -138,9 +139,12 @@ def run_episodes(
     lengths: list[int] = []
     successes: list[float] = []
     stats_key = episode_statistics_key(env) or STATS_KEY
+    # The env gives raw observations (a VecNormalize is unwrapped): a normalising easyrl model scales
+    # them with its training statistics, frozen, as SB3's sync_envs_normalization does for its envs.
+    raw: dict[str, Any] = {"normalized": False} if getattr(model, "_normalizer", None) is not None else {}
     obs, _ = env.reset(seed=seed)
     while (counts < targets).any():
-        actions, _ = model.predict(obs, deterministic=deterministic)
+        actions, _ = model.predict(obs, deterministic=deterministic, **raw)
         obs, _, _, _, infos = env.step(actions)
         if render:
             env.render()
@@ -153,6 +157,12 @@ def run_episodes(
                 if success is not None:
                     successes.append(success)
     return returns, lengths, successes
+
+
+def episode_successes(infos: dict[str, Any], ended: Iterable[int]) -> list[float]:
+    """``info["is_success"]`` of the finished episode of each env in ``ended`` that reports one (what
+    SB3 keeps in ``ep_success_buffer`` for ``rollout/success_rate``)."""
+    return [success for i in ended if (success := _success(infos, int(i))) is not None]
 
 
 def _success(infos: dict[str, Any], i: int) -> float | None:

@@ -116,6 +116,11 @@ def copy_obs(obs: Obs) -> Obs:
     return copied
 
 
+def obs_row(obs: Obs, i: int) -> Obs:
+    """Row ``i`` of a batch of observations, as a copy."""
+    return map_obs(lambda array: np.array(array[i]), obs)
+
+
 def set_rows(target: Obs, rows: np.ndarray, values: list[Any]) -> None:
     """``target[rows[i]] = values[i]`` for one observation per row (each a dict for a Dict space)."""
     if isinstance(target, dict):
@@ -142,6 +147,11 @@ def as_batch(observation: Any, space: ObsSpace) -> tuple[Obs, bool]:
 
     Raises ValueError naming the shape expected when ``observation`` fits the space neither way.
     """
+    if isinstance(observation, tuple) and len(observation) == 2 and isinstance(observation[1], dict):
+        raise ValueError(
+            "predict() was given a tuple (observation, info), which is what gymnasium's env.reset() returns. "
+            "Pass the observation alone: obs, info = env.reset(); action, _ = model.predict(obs)."
+        )
     shapes = space_shapes(space)
     if isinstance(shapes, dict):
         if not isinstance(observation, Mapping) or set(observation) != set(shapes):

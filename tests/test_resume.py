@@ -150,10 +150,10 @@ def test_envs_reset_by_easyrl_report_staggered_episodes_exactly() -> None:
     """With envs ending at different steps, each env's episode statistics survive the others' resets."""
     import gymnasium as gym
 
-    from easyrl.envs import EnvStepper, make_vec_env
+    from easyrl.envs import EnvStepper, to_vector_env
 
     lengths = iter([3, 5])
-    env = make_vec_env(
+    env = to_vector_env(
         lambda: gym.wrappers.TimeLimit(gym.make("Pendulum-v1").unwrapped, next(lengths)), 2, autoreset=False
     )
     stepper = EnvStepper(env)

@@ -27,8 +27,9 @@ from easyrl.algorithms.loop import TrainingLoop
 from easyrl.algorithms.registry import register
 from easyrl.algorithms.reporting import ReportingMixin
 from easyrl.algorithms.training_state import FromTrainingState, TrainingState
-from easyrl.buffers import ReplayBatch, ReplayBuffer
-from easyrl.envs import EnvLike, EnvStepper, env_id_of, make_vec_env
+from easyrl.buffers import ReplayBatch, ReplayBuffer, replay_buffer_class
+from easyrl.envs import EnvLike, EnvStepper, env_id_of, to_vector_env
+from easyrl.envs.vec_env import VecEnv
 from easyrl.logger import Logger, configure
 from easyrl.networks import Policy
 from easyrl.noise import ActionNoise
@@ -77,6 +78,9 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
         seed: seed of every random generator the model owns; same seed, same run on CPU.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
         verbose: 0 silent, 1 training tables, 2 debug messages.
+        normalize: running normalisation of observations and rewards (rl-zoo's ``normalize``): True, or a
+            dict of ``VecNormalize`` settings (``gamma`` defaults to the model's); saved with the model;
+            ``predict`` then takes raw observations. SB3's way, a ``VecNormalize`` env, works too.
         compile_update: compile the networks with ``torch.compile`` (CUDA graphs on a GPU). Off by
             default: on CPU it measured slower than eager; see benchmarks/README.md.
     """
@@ -105,8 +109,10 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
     stats_window_size: int = 100
     tensorboard_log: str | None = None
     seed: int | None = None
-    device: str | torch.device = "auto"
+    # ``model.device`` is the torch.device the model was built on, as in SB3; get_params gives the argument.
+    device: BuiltFrom[str | torch.device, torch.device] = BuiltFrom("auto")  # noqa: RUF009
     verbose: int = 0
+    normalize: bool | dict[str, Any] | str = False
     compile_update: bool = False
 
     algorithm_name: ClassVar[str] = "OffPolicyAlgorithm"
@@ -114,20 +120,8 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
     policy_kwargs_keys: ClassVar[frozenset[str]] = (
         frozenset({"net_arch", "activation_fn", "n_critics"}) | extractors.POLICY_KWARGS_KEYS
     )
-    _setup_params: ClassVar[frozenset[str]] = frozenset(
-        [
-            "env",
-            "policy",
-            "buffer_size",
-            "replay_buffer_class",
-            "replay_buffer_kwargs",
-            "policy_kwargs",
-            "n_envs",
-            "seed",
-            "device",
-            "compile_update",
-        ]
-    )
+    _setup_params: ClassVar[frozenset[str]] = frozenset(("env", "policy", "buffer_size", "replay_buffer_class",
+        "replay_buffer_kwargs", "policy_kwargs", "n_envs", "seed", "device", "compile_update", "normalize"))  # fmt: skip
 
     # SB3's names for the training state's counters and buffers.
     num_timesteps = FromTrainingState("num_timesteps", 0)
@@ -136,6 +130,7 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
     _total_timesteps = FromTrainingState("total_timesteps", 0)
     _last_obs = FromTrainingState("last_obs")
     ep_info_buffer = FromTrainingState("episode_stats")
+    ep_success_buffer = FromTrainingState("success_stats")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -176,6 +171,9 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
             "stats_window_size": v.positive_int(),
             "verbose": v.Options((0, 1, 2)),
             "compile_update": v.Options((False, True)),
+            "normalize": v.Satisfies(
+                lambda n: isinstance(n, bool | dict | str), "True, False or a dict of settings"
+            ),
             "device": v.Satisfies(v.valid_device, "'auto', 'cpu', 'cuda', 'cuda:<index>' or a torch.device"),
         }
 
@@ -186,22 +184,7 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
         self._replay_buffer_type()
 
     def _replay_buffer_type(self) -> type[ReplayBuffer]:
-        """``replay_buffer_class`` checked, with its settings, against the other parameters."""
-        buffer_class = self.replay_buffer_class or ReplayBuffer
-        if not (isinstance(buffer_class, type) and issubclass(buffer_class, ReplayBuffer)):
-            raise ValueError(
-                f"replay_buffer_class={self.replay_buffer_class!r} is invalid: it must be easyrl's ReplayBuffer "
-                "or HerReplayBuffer (from easyrl import HerReplayBuffer), or a subclass of them."
-            )
-        v.check_keys(
-            (self.replay_buffer_kwargs or {}).keys(), buffer_class.accepted_kwargs, "replay_buffer_kwargs"
-        )
-        if self.n_steps > 1 and not buffer_class.supports_n_steps:
-            raise ValueError(
-                f"n_steps={self.n_steps} cannot be used with {buffer_class.__name__}: its relabelled transitions "
-                "would need each step's reward recomputed for the new goal. Use n_steps=1."
-            )
-        return buffer_class
+        return replay_buffer_class(self.replay_buffer_class, self.replay_buffer_kwargs, self.n_steps)
 
     def _check_combinations(self) -> None:
         """Raise ValueError for settings that are valid alone but not together; subclasses add theirs."""
@@ -219,14 +202,15 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
                 f"or pass one of {POLICY_NAMES}."
             )
         v.check_keys((self.policy_kwargs or {}).keys(), self.policy_kwargs_keys, "policy_kwargs")
-        self._device = v.resolve_device(self.device)
+        self._device = v.resolve_device(self._param("device"))
+        self.__dict__["_built_device"] = self._device
         env_arg = self._param("env")
         source = env_arg if env_arg is not None else stand_in_env
         if source is None:
             raise ValueError(
                 f"{self.algorithm_name} needs an env: pass an env id, a gymnasium.Env or a factory."
             )
-        vec_env = make_vec_env(source, self.n_envs, autoreset=False)  # EnvStepper resets, from seeds
+        vec_env = to_vector_env(source, self.n_envs, autoreset=False)  # EnvStepper resets, from seeds
         self.observation_space, self.action_space = v.supported_spaces(vec_env, self.algorithm_name)
         self.env_id = env_id_of(env_arg)
         self.num_envs = vec_env.num_envs
@@ -250,6 +234,7 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
         self._build_optimizers()
         if self.compile_update:
             self._compile_networks()
+        model_envs.attach_env(self, source)
         self.replay_buffer = self._replay_buffer_type()(
             self.buffer_size, self.observation_space, self.action_dim, self.num_envs, self._device,
             **(self.replay_buffer_kwargs or {}),
@@ -290,8 +275,11 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
 
     # ------------------------------------------------------------------ acting
     def _obs_tensor(self, obs: Obs) -> TensorObs:
-        """An observation batch on the training device, as stored (the networks convert it)."""
-        return to_tensor(obs, self._device)
+        """A raw observation batch on the training device, normalised if the model normalises (the
+        networks convert it from its storage dtype)."""
+        return to_tensor(
+            obs if self._normalizer is None else self._normalizer.normalize_obs(obs), self._device
+        )
 
     def predict(
         self,
@@ -299,17 +287,24 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
         state: Any = None,
         episode_start: Any = None,
         deterministic: bool = False,
+        normalized: bool | None = None,
     ) -> tuple[np.ndarray, Any]:
         """Actions for one observation or a batch, in the env's action bounds.
 
         Returns ``(action, state)`` as SB3 does; ``state`` is passed through (these policies
         have no recurrent state). One observation of shape ``observation_space.shape`` gives one
         action of shape ``action_space.shape``; a batch (n, ...) gives (n, ...).
+
+        For a model that normalises its observations, ``predict`` takes them as its env gives them:
+        normalised from a ``VecNormalize`` env (SB3's way), raw otherwise, with no env attached or after
+        ``normalize=...``. ``normalized=True`` or ``False`` says which, whatever the env.
         """
         self._setup()
         obs, single = as_batch(observation, self.observation_space)
+        already = self._env_normalizes if normalized is None else normalized
         with torch.inference_mode():
-            scaled = self._policy.act(self._obs_tensor(obs), deterministic, self.training_state.predict_rng)
+            tensor = to_tensor(obs, self._device) if already else self._obs_tensor(obs)
+            scaled = self._policy.act(tensor, deterministic, self.training_state.predict_rng)
         actions = self._unscale(scaled.cpu().numpy())
         return (actions[0] if single else actions), state
 
@@ -325,6 +320,11 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
         return np.clip(actions, low, high).astype(self.action_space.dtype, copy=False)
 
     # ------------------------------------------------------------------ envs
+    def get_env(self) -> VecEnv:
+        """The training envs behind SB3's ``VecEnv`` interface (the ``VecEnv`` given, if one was)."""
+        self._setup()
+        return model_envs.model_vec_env(self)
+
     def set_env(self, env: EnvLike) -> None:
         """Train on ``env`` from now on (same spaces and number of envs); its episodes start afresh.
 

@@ -26,8 +26,11 @@ class BuiltFrom(Generic[ArgT, BuiltT]):
     ``SAC(env="Pendulum-v1").env`` is the vector env built from the id, and ``.policy`` the
     policy network built from ``policy="MlpPolicy"``. This descriptor stores the argument
     unchanged (``get_params`` returns it) while reading the attribute builds the model on first
-    access (``_setup``) and returns the built object.
+    access (``_setup``) and returns the built object. ``default`` is the constructor's default.
     """
+
+    def __init__(self, default: Any = None) -> None:
+        self.default = default
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -38,7 +41,7 @@ class BuiltFrom(Generic[ArgT, BuiltT]):
     def __get__(self, instance: object, owner: type) -> BuiltT: ...
     def __get__(self, instance: object | None, owner: type) -> Any:
         if instance is None:
-            return None  # the field's default, as dataclasses read it
+            return self.default  # the field's default, as dataclasses read it
         instance._setup()  # type: ignore[attr-defined]
         return instance.__dict__[f"_built_{self.name}"]
 

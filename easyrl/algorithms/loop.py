@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from easyrl.envs import EnvStepper
     from easyrl.logger import Logger
     from easyrl.networks import Policy
+    from easyrl.normalization import Normalizer
     from easyrl.observations import Obs, TensorObs
 
 
@@ -46,6 +47,8 @@ class TrainingLoop:
     actor_learning_rate: float | str | Callable[[float], float] | None
     critic_learning_rate: float | str | Callable[[float], float] | None
     _stepper: EnvStepper
+    _normalizer: Normalizer | None
+    _env_normalizes: bool  # the env is a VecNormalize: predict takes normalised observations
     _custom_logger: bool
     _start_time: float
     _start_timesteps: int
@@ -99,12 +102,15 @@ class TrainingLoop:
         if reset_num_timesteps:
             state.num_timesteps = 0
             state.episode_num = 0
-            state.episode_stats.clear()
+            state.clear_episodes()
         if reset_num_timesteps or state.last_obs is None:
             if state.last_obs is not None:
                 # The episodes in progress end here: their newest transitions keep their true next obs.
                 self.replay_buffer.close_episodes(state.last_obs)
             state.last_obs = self._stepper.reset(seed=state.env_seed)
+            if self._normalizer is not None:
+                self._normalizer.reset_returns()
+                self._normalizer.update(state.last_obs)
             state.resume_obs = None
             state.env_seed = None  # seeds the episode seeds' generator once; later resets continue it
             if state.noise is not None:
@@ -143,6 +149,8 @@ class TrainingLoop:
             scaled = self._exploration_actions()
             env_actions = self._unscale(scaled)
             result = self._stepper.step(env_actions)
+            if self._normalizer is not None:
+                self._normalizer.update(result.obs, result.rewards, result.dones, result.valid)
             state.num_timesteps += self.num_envs
             steps += self.num_envs
             last_obs = state.last_obs
@@ -157,7 +165,7 @@ class TrainingLoop:
                 result.terminated, result.truncated, result.valid,
             )  # fmt: skip
             state.last_obs = result.obs
-            state.episode_stats.extend(zip(result.episode_returns, result.episode_lengths, strict=True))
+            state.add_episodes(result)
             ended = np.flatnonzero(result.dones)
             if ended.size:
                 episodes += ended.size
@@ -184,6 +192,8 @@ class TrainingLoop:
             batch = self.replay_buffer.sample(
                 self.batch_size, state.torch_rng, gamma=self.gamma, n_steps=self.n_steps
             )
+            if self._normalizer is not None:  # raw in the buffer, scaled with the statistics of now
+                batch = self._normalizer.normalize_batch(batch)
             stats = self._update(batch)
             state.n_updates += 1
             for key, value in stats.items():

@@ -1,5 +1,6 @@
 """The envs of a model: replacing them (``set_env``), putting them back where a checkpoint left them, a
-stand-in for a model loaded without one, and the check of a replacement's spaces.
+stand-in for a model loaded without one, the check of a replacement's spaces, SB3's view of them
+(``get_env``), and the model's observation and reward normaliser (``normalize``, or a ``VecNormalize``).
 
 Between episodes, the envs easyrl builds are fully described by each env's episode seed (see
 ``easyrl.envs.EpisodeSeeds``), so a checkpoint resets them with those seeds. A model loaded without an
@@ -9,6 +10,7 @@ until ``set_env`` gives it a real env.
 
 from __future__ import annotations
 
+import ast
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -16,8 +18,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 
-from easyrl.envs import EnvLike, EnvStepper, builds_new_env, env_id_of, make_vec_env
+from easyrl.envs import EnvLike, EnvStepper, builds_new_env, env_id_of, to_vector_env
+from easyrl.envs.vec_env import VecEnv, unwrap_vec_env
+from easyrl.envs.vec_normalize import VecNormalize
+from easyrl.normalization import SETTINGS, Normalizer
 from easyrl.observations import obs_equal
+from easyrl.validation import check_keys
 
 if TYPE_CHECKING:
     from easyrl.algorithms.base import OffPolicyAlgorithm
@@ -26,7 +32,7 @@ if TYPE_CHECKING:
 def replace_env(model: OffPolicyAlgorithm[Any], env: EnvLike) -> None:
     """``model.set_env(env)``: check the new env fits, end the episodes in progress, and switch."""
     model._setup()
-    vec_env = make_vec_env(env, model.n_envs, autoreset=False)
+    vec_env = to_vector_env(env, model.n_envs, autoreset=False)
     try:
         if vec_env.num_envs != model.num_envs:
             raise ValueError(
@@ -50,6 +56,7 @@ def replace_env(model: OffPolicyAlgorithm[Any], env: EnvLike) -> None:
     model.__dict__["_built_env"] = vec_env
     model.__dict__["_env_argument"] = env
     model.env_id = env_id_of(env)
+    attach_env(model, env)
     state.last_obs = None
     resume_envs(model)
 
@@ -130,3 +137,95 @@ def placeholder_env(
 def built_by_easyrl(env: Any) -> bool:
     """Whether the vector env made from ``env`` holds only envs easyrl created (None: a placeholder)."""
     return env is None or builds_new_env(env)
+
+
+# ---------------------------------------------------------------------------------------------- normalisation
+def normalize_settings(normalize: Any, gamma: float) -> dict[str, Any] | None:
+    """The ``Normalizer`` settings that ``normalize`` asks for (rl-zoo's forms), or None for none.
+
+    ``True`` is SB3's ``VecNormalize`` defaults, a dict (or rl-zoo's string of one, read as a Python
+    literal, never evaluated) sets some of them; the running return's ``gamma`` is the model's unless set.
+    """
+    if normalize is False or normalize is None:
+        return None
+    settings: Any = {} if normalize is True else normalize
+    if isinstance(settings, str):
+        try:
+            settings = ast.literal_eval(settings)
+        except (ValueError, SyntaxError):
+            settings = None
+    if not isinstance(settings, dict):
+        raise ValueError(
+            f"normalize={normalize!r} is invalid: pass True, False, or a dict of VecNormalize settings such as "
+            "dict(norm_obs=True, norm_reward=False) (or rl-zoo's string of one)."
+        )
+    check_keys(settings.keys(), SETTINGS, "normalize")
+    return {"gamma": gamma, **settings}
+
+
+def attach_env(model: OffPolicyAlgorithm[Any], env: Any) -> None:
+    """Connect ``model`` to the env it was given: an SB3-style ``VecEnv`` tells the model when the user steps
+    it (see :func:`model_vec_env`). And give ``model`` its normaliser: that of a ``VecNormalize`` env (SB3's
+    way; it shares the wrapper's statistics, and ``predict`` then takes normalised observations, as the
+    wrapper returns them), or its own from ``normalize`` (``predict`` takes raw observations), or none."""
+    if isinstance(env, VecEnv):
+        env.unwrapped.before_use = lambda: _release_envs(model)
+    wrapper = unwrap_vec_env(env, VecNormalize) if isinstance(env, VecEnv) else None
+    settings = normalize_settings(model.normalize, model.gamma)
+    if wrapper is not None:
+        if settings is not None:
+            raise ValueError(
+                "The env is a VecNormalize and normalize is set too: normalise once, either with VecNormalize "
+                "(SB3's way) or with normalize=..., not both."
+            )
+        assert isinstance(wrapper, VecNormalize)
+        previous = model.__dict__.get("_normalizer")
+        if (
+            previous is not None and wrapper.normalizer.fresh
+        ):  # a new wrapper continues the model's statistics
+            wrapper.normalizer = previous
+        model._normalizer, model._env_normalizes = wrapper.normalizer, True
+    elif settings is not None:
+        model._normalizer = Normalizer(model.observation_space, model.num_envs, **settings)
+        model._env_normalizes = False
+    else:
+        model._normalizer = model.__dict__.get("_normalizer")
+        model._env_normalizes = False
+
+
+def restore_normalizer(model: OffPolicyAlgorithm[Any], normalizer: Normalizer) -> None:
+    """The statistics of a model file: the model's from now on, unless its ``VecNormalize`` env has its own."""
+    wrapper = (
+        unwrap_vec_env(model._param("env"), VecNormalize) if isinstance(model._param("env"), VecEnv) else None
+    )
+    if isinstance(wrapper, VecNormalize):
+        if wrapper.normalizer.fresh:
+            wrapper.normalizer = normalizer
+        model._normalizer = wrapper.normalizer
+    else:
+        model._normalizer = normalizer
+
+
+def model_vec_env(model: OffPolicyAlgorithm[Any]) -> VecEnv:
+    """``model.get_env()``: the SB3-style env the user gave, else SB3's interface over the training envs.
+
+    Either way it steps the envs the model trains on: its first ``reset`` or ``step`` ends the episodes in
+    progress in the replay buffer (as a new ``learn`` would), and the next ``learn`` starts new ones.
+    """
+    env = model._param("env")
+    if isinstance(env, VecEnv):
+        return env
+    view: VecEnv | None = model.__dict__.get("_vec_env_view")
+    if view is None or view.vector_env is not model.env:
+        view = VecEnv(model.env)
+        model.__dict__["_vec_env_view"] = view
+        view.before_use = lambda: _release_envs(model)
+    return view
+
+
+def _release_envs(model: OffPolicyAlgorithm[Any]) -> None:
+    """The user steps the training envs: the model's episodes in progress end where they are."""
+    state = model.training_state
+    if state.last_obs is not None:
+        model.replay_buffer.close_episodes(state.last_obs)
+        state.last_obs = None

@@ -18,10 +18,11 @@ import gymnasium as gym
 import torch
 
 from easyrl.algorithms import replay_file
-from easyrl.algorithms.model_envs import check_same_spaces, placeholder_env
+from easyrl.algorithms.model_envs import check_same_spaces, placeholder_env, restore_normalizer
 from easyrl.algorithms.registry import algorithm_class, algorithm_names
 from easyrl.algorithms.training_state import read_count
 from easyrl.envs import EnvLike
+from easyrl.normalization import Normalizer
 from easyrl.observations import ObsSpace, check_observation_space
 from easyrl.serialization import (
     ACTIVATION_KEY,
@@ -51,6 +52,9 @@ Fail = Callable[[str], Exception]
 POLICY = "policy"
 VARIABLES = "variables"
 TRAINING_STATE = "training_state"
+NORMALIZATION = "normalization"
+"""The state-dict member of a normalising model's statistics (float64 tensors; its settings are in the metadata)."""
+NOT_PARAMETERS = (TRAINING_STATE, NORMALIZATION)
 
 
 # ---------------------------------------------------------------------------------------------- saving
@@ -69,7 +73,11 @@ def save_model(model: OffPolicyAlgorithm[Any], path: PathOrFile) -> Path | None:
         "device": str(model._device),
         **state,
     }
-    return write_model_zip(path, metadata, {**get_parameters(model), TRAINING_STATE: tensors}, pickled)
+    groups = {**get_parameters(model), TRAINING_STATE: tensors}
+    if model._normalizer is not None:
+        metadata[NORMALIZATION], arrays = model._normalizer.to_file()
+        groups[NORMALIZATION] = {name: torch.from_numpy(array) for name, array in arrays.items()}
+    return write_model_zip(path, metadata, groups, pickled)
 
 
 # ---------------------------------------------------------------------------------------------- parameters
@@ -105,7 +113,7 @@ def set_parameters(
         )
         return
     loaded = read_model_zip(source, map_location="cpu")
-    groups = {name: sd for name, sd in loaded.state_dicts.items() if name != TRAINING_STATE}
+    groups = {name: sd for name, sd in loaded.state_dicts.items() if name not in NOT_PARAMETERS}
     _apply_parameters(model, groups, exact_match, _failure(loaded.path))
 
 
@@ -205,8 +213,9 @@ def load_model(
         model.env_id = env_id if isinstance(env_id, str) else None
     actual = (model.observation_space, model.action_space)
     check_same_spaces((observation_space, action_space), actual, "The env passed to load()", loaded.path)
-    groups = {name: sd for name, sd in loaded.state_dicts.items() if name != TRAINING_STATE}
+    groups = {name: sd for name, sd in loaded.state_dicts.items() if name not in NOT_PARAMETERS}
     _apply_parameters(model, groups, True, fail)
+    _restore_normalizer(model, metadata, loaded.state_dicts.get(NORMALIZATION), fail)
     _restore_training_state(
         model, metadata, loaded.state_dicts.get(TRAINING_STATE, {}), num_envs, fail, no_env
     )
@@ -294,6 +303,27 @@ def _spaces(metadata: dict[str, Any], fail: Fail) -> tuple[ObsSpace, gym.spaces.
 
 
 # ---------------------------------------------------------------------------------------------- learner state
+def _restore_normalizer(
+    model: OffPolicyAlgorithm[Any], metadata: dict[str, Any], tensors: Mapping[str, Any] | None, fail: Fail
+) -> None:
+    if NORMALIZATION not in metadata and tensors is None:
+        return
+    if tensors is None or NORMALIZATION not in metadata:
+        raise fail(
+            "has normalisation settings without statistics, or statistics without settings; the file is damaged."
+        )
+    arrays = {
+        name: value.numpy() if isinstance(value, torch.Tensor) else value for name, value in tensors.items()
+    }
+    try:
+        normalizer = Normalizer.from_file(
+            metadata[NORMALIZATION], arrays, model.observation_space, model.num_envs
+        )
+    except (TypeError, ValueError) as error:
+        raise fail(f"has damaged normalisation statistics ({error}).") from None
+    restore_normalizer(model, normalizer)
+
+
 def _restore_training_state(
     model: OffPolicyAlgorithm[Any],
     metadata: dict[str, Any],

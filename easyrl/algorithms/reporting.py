@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import VectorEnv
 
-from easyrl.envs import EnvLike
+from easyrl.envs import EnvLike, VecEnv
 from easyrl.evaluation import evaluate_policy
 from easyrl.logger import Logger, configure, next_run_dir
 
@@ -60,6 +60,8 @@ class ReportingMixin:
         if isinstance(env_arg, str) or (callable(env_arg) and not isinstance(env_arg, gym.Env | VectorEnv)):
             return env_arg  # an id or a factory: evaluate_policy builds a new env from it, and closes it
         spec = getattr(env_arg, "spec", None)
+        if isinstance(env_arg, VecEnv) and spec is not None:
+            return str(spec.id)  # SB3's vec envs: the id alone (their wrappers are not in the spec)
         if spec is None:
             raise ValueError(
                 f"score() cannot build a new env like the {type(env_arg).__name__} the model was given (it has "
@@ -105,6 +107,8 @@ class ReportingMixin:
         if state.episode_stats:
             self.logger.record("rollout/ep_rew_mean", float(np.mean([r for r, _ in state.episode_stats])))
             self.logger.record("rollout/ep_len_mean", float(np.mean([n for _, n in state.episode_stats])))
+        if state.success_stats:  # envs that report info["is_success"] (goal-conditioned ones do)
+            self.logger.record("rollout/success_rate", float(np.mean(state.success_stats)))
         self.logger.record("time/episodes", state.episode_num, exclude="tensorboard")
         self.logger.record("time/fps", fps)
         self.logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from gymnasium.vector import VectorEnv
 
-from easyrl.observations import Obs, ObsSpace
+from easyrl.envs.vec_env import sb3_infos
+from easyrl.observations import Obs, ObsSpace, obs_row
 
 if TYPE_CHECKING:
     from easyrl.logger import Logger
@@ -83,6 +84,10 @@ class _StepMapping(Mapping[str, Any]):
         if step is not None:
             values.update({f.name: getattr(step, f.name) for f in fields(step)})
             values.update(dones=step.dones, actions=step.actions, clipped_actions=step.actions)
+            # SB3's infos: a list of per-env dicts, with terminal_observation where an episode ended.
+            values["infos"] = sb3_infos(
+                step.infos, step.terminated, step.truncated, lambda i: obs_row(step.next_obs, i)
+            )
         self._values = MappingProxyType(values)
 
     def __getitem__(self, key: str) -> Any:

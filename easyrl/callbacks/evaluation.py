@@ -14,7 +14,7 @@ import numpy as np
 from gymnasium.vector import VectorEnv
 
 from easyrl.callbacks.base import BaseCallback, EventCallback, _positive_int
-from easyrl.envs import EnvLike, builds_new_env, make_vec_env
+from easyrl.envs import EnvLike, builds_new_env, to_vector_env
 from easyrl.evaluation import run_episodes
 from easyrl.observations import space_shapes
 
@@ -86,7 +86,7 @@ class EvalCallback(EventCallback):
     def _init_callback(self) -> None:
         model = self._model
         if self._vec_env is None:
-            self._vec_env = make_vec_env(self.eval_env, 1)
+            self._vec_env = to_vector_env(self.eval_env, 1)
             # Seed the first evaluation from the model's seed (later ones continue the env's
             # generators), so a seeded run is repeatable, evaluations included.
             self._seed = int(np.random.SeedSequence(model.seed_used).spawn(1)[0].generate_state(1)[0])

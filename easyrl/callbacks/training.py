@@ -13,6 +13,7 @@ from typing import Any, TypeAlias
 import numpy as np
 
 from easyrl.callbacks.base import BaseCallback, CallbackList, ConvertCallback, EventCallback, _positive_int
+from easyrl.envs.vec_normalize import save_statistics
 
 
 class ProgressBarCallback(BaseCallback):
@@ -100,7 +101,10 @@ class CheckpointCallback(BaseCallback):
     """Saves the model every ``save_freq`` calls as ``<save_path>/<name_prefix>_<steps>_steps.zip``.
 
     ``save_freq`` counts vector-env steps (``save_freq * n_envs`` env steps), as in SB3. With
-    ``save_replay_buffer=True`` the buffer goes to ``<name_prefix>_replay_buffer_<steps>_steps.zip``.
+    ``save_replay_buffer=True`` the buffer goes to ``<name_prefix>_replay_buffer_<steps>_steps.zip``. The
+    statistics of a normalising model are inside each model file; ``save_vecnormalize=True`` also writes
+    them alone, to ``<name_prefix>_vecnormalize_<steps>_steps.zip`` (for ``VecNormalize.load``; SB3 writes a
+    ``.pkl`` pickle there, easyrl a zip of arrays).
     """
 
     def __init__(
@@ -109,6 +113,7 @@ class CheckpointCallback(BaseCallback):
         save_path: str | os.PathLike[str],
         name_prefix: str = "rl_model",
         save_replay_buffer: bool = False,
+        save_vecnormalize: bool = False,
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
@@ -116,6 +121,7 @@ class CheckpointCallback(BaseCallback):
         self.save_path = save_path
         self.name_prefix = name_prefix
         self.save_replay_buffer = save_replay_buffer
+        self.save_vecnormalize = save_vecnormalize
 
     def _init_callback(self) -> None:
         os.makedirs(self.save_path, exist_ok=True)
@@ -133,6 +139,11 @@ class CheckpointCallback(BaseCallback):
                 model.save_replay_buffer(self._checkpoint_path("replay_buffer_"))
                 if self.verbose >= 2:
                     print(f"Saving replay buffer checkpoint to {self._checkpoint_path('replay_buffer_')}")
+            normalizer = getattr(model, "_normalizer", None)
+            if self.save_vecnormalize and normalizer is not None:
+                save_statistics(normalizer, self._checkpoint_path("vecnormalize_"))
+                if self.verbose >= 2:
+                    print(f"Saving VecNormalize checkpoint to {self._checkpoint_path('vecnormalize_')}")
         return True
 
 

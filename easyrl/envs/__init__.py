@@ -1,6 +1,10 @@
-"""Environments: turning what the user passed into vector envs (``vector``), and small envs of our own.
+"""Environments: turning what the user passed into vector envs (``vector``), SB3's vector-env interface,
+and small envs of our own.
 
-``easyrl.envs.vector`` builds and steps the vector envs every estimator trains on. The small envs
+``easyrl.envs.vector`` builds and steps the vector envs every estimator trains on. SB3 scripts find
+their names here too: ``make_vec_env``, ``DummyVecEnv``, ``SubprocVecEnv``, ``VecEnvWrapper`` and
+``VecNormalize`` (``vec_env``, ``make``, ``vec_normalize``), thin layers over gymnasium's vector envs.
+The small envs
 beside it are for tests, examples and quick experiments (numpy and gymnasium only, no torch);
 importing this package, which ``import easyrl`` does, registers them with gymnasium:
 
@@ -19,6 +23,9 @@ import gymnasium as _gym
 
 from easyrl.envs.goal import PointGoalEnv
 from easyrl.envs.image import DotImageEnv
+from easyrl.envs.make import make_vec_env
+from easyrl.envs.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper
+from easyrl.envs.vec_normalize import VecNormalize
 from easyrl.envs.vector import (
     STATS_KEY,
     EnvLike,
@@ -31,7 +38,7 @@ from easyrl.envs.vector import (
     env_id_of,
     episode_statistics_key,
     finished_episodes,
-    make_vec_env,
+    to_vector_env,
 )
 
 for _id, _entry_point, _steps in (
@@ -44,11 +51,16 @@ for _id, _entry_point, _steps in (
 __all__ = [
     "STATS_KEY",
     "DotImageEnv",
+    "DummyVecEnv",
     "EnvLike",
     "EnvStepper",
     "EpisodeSeeds",
     "PointGoalEnv",
     "StepResult",
+    "SubprocVecEnv",
+    "VecEnv",
+    "VecEnvWrapper",
+    "VecNormalize",
     "autoreset_mode",
     "builds_new_env",
     "check_env_id",
@@ -56,4 +68,5 @@ __all__ = [
     "episode_statistics_key",
     "finished_episodes",
     "make_vec_env",
+    "to_vector_env",
 ]

@@ -23,10 +23,12 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv, VectorWrapper
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
+from easyrl.envs.vec_env import STATS_KEY, VecEnv
 from easyrl.observations import Obs, as_numpy, copy_obs, set_rows
 
-EnvLike: TypeAlias = str | gym.Env | VectorEnv | Callable[[], gym.Env]
-"""An env id, an env instance, a vector env, or a function returning a new env."""
+EnvLike: TypeAlias = str | gym.Env | VectorEnv | VecEnv | Callable[[], gym.Env]
+"""An env id, an env instance, a vector env (gymnasium's, or SB3's interface: ``DummyVecEnv`` and the
+like), or a function returning a new env."""
 
 
 def check_env_id(env_id: str) -> None:
@@ -50,19 +52,22 @@ def env_id_of(env: EnvLike) -> str | None:
 
 
 def builds_new_env(env: EnvLike | None) -> bool:
-    """True when :func:`make_vec_env` builds new envs from ``env`` (an id or a factory): the caller owns them."""
-    return isinstance(env, str) or (callable(env) and not isinstance(env, gym.Env | VectorEnv))
+    """True when :func:`to_vector_env` builds new envs from ``env`` (an id or a factory): the caller owns them."""
+    return isinstance(env, str) or (callable(env) and not isinstance(env, gym.Env | VectorEnv | VecEnv))
 
 
-def make_vec_env(env: EnvLike, n_envs: int = 1, *, autoreset: bool = True) -> VectorEnv:
+def to_vector_env(env: EnvLike, n_envs: int = 1, *, autoreset: bool = True) -> VectorEnv:
     """Build a vector env of ``n_envs`` copies of ``env`` that records episode statistics.
 
-    A vector env is used as it is (its own number of envs wins); a single ``gymnasium.Env``
+    A vector env is used as it is (its own number of envs wins; an SB3-style ``VecEnv`` gives the
+    gymnasium vector env inside, a ``VecNormalize``'s statistics being the model's business); a single ``gymnasium.Env``
     instance can only make one env, since it cannot be copied. Envs built here reset
     themselves in the step that ends an episode, or, with ``autoreset=False`` (training, see
     :class:`EnvStepper`), not at all.
     """
     mode = AutoresetMode.SAME_STEP if autoreset else AutoresetMode.DISABLED
+    if isinstance(env, VecEnv):  # SB3's interface (VecNormalize too): the gymnasium vector env inside
+        env = env.vector_env
     if isinstance(env, VectorEnv):
         vec_env = env
     elif isinstance(env, str):
@@ -99,10 +104,6 @@ def make_vec_env(env: EnvLike, n_envs: int = 1, *, autoreset: bool = True) -> Ve
         # reports under "episode", and the vector wrapper refuses to overwrite it.
         vec_env = RecordEpisodeStatistics(vec_env, stats_key=STATS_KEY)
     return vec_env
-
-
-STATS_KEY = "easyrl_episode"
-"""The info key under which the vector envs easyrl builds report finished episodes."""
 
 
 class _OwnResetOptions(VectorWrapper):
