@@ -245,3 +245,47 @@ def test_damaged_statistics_are_one_clear_error(tmp_path: Path) -> None:
         ModelFileError, match="damaged normalisation statistics.*'obs.var' must not be negative"
     ):
         SAC.load(evil)
+
+
+def test_her_on_dict_observations_normalises_per_key(tmp_path: Path) -> None:
+    from easyrl import HerReplayBuffer
+
+    model = SAC(
+        "MultiInputPolicy",
+        "easyrl/PointGoal-v0",
+        replay_buffer_class=HerReplayBuffer,
+        replay_buffer_kwargs=dict(n_sampled_goal=2),
+        normalize=dict(norm_reward=False),
+        seed=0,
+        **FAST,
+    ).learn(200)
+    normalizer = model._normalizer
+    assert sorted(normalizer.obs_rms) == ["achieved_goal", "desired_goal", "observation"]
+    # Relabelled rewards come from raw goals (the env's compute_reward), observations are scaled after.
+    batch = model.replay_buffer.sample(64, torch.Generator().manual_seed(0), gamma=0.99)
+    scaled = normalizer.normalize_batch(batch)
+    torch.testing.assert_close(scaled.rewards, batch.rewards)
+    expected = (
+        batch.observations["observation"] - torch.as_tensor(normalizer.obs_rms["observation"].mean)
+    ) / (torch.as_tensor(normalizer.obs_rms["observation"].var + normalizer.epsilon).sqrt())
+    torch.testing.assert_close(scaled.observations["observation"], expected.float().clamp(-10, 10))
+    model.save(tmp_path / "her.zip")
+    loaded = SAC.load(tmp_path / "her.zip")
+    obs, _ = gym.make("easyrl/PointGoal-v0").reset(seed=1)
+    np.testing.assert_array_equal(
+        model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0]
+    )
+
+
+def test_a_model_trains_on_subprocess_envs_with_vec_normalize() -> None:
+    from easyrl.envs import SubprocVecEnv
+
+    env = VecNormalize(
+        make_vec_env("Pendulum-v1", n_envs=2, seed=0, vec_env_cls=SubprocVecEnv), norm_reward=False
+    )
+    try:
+        model = SAC("MlpPolicy", env, seed=0, **FAST).learn(120)
+        assert model.num_timesteps == 120 and len(model.replay_buffer) == 120
+        assert env.obs_rms.count > 120  # type: ignore[union-attr]
+    finally:
+        env.close()
