@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from easyrl.envs import EpisodeSeeds
+from easyrl.envs import EpisodeSeeds, StepResult
+from easyrl.evaluation import episode_successes
 from easyrl.noise import ActionNoise, VectorizedActionNoise
 from easyrl.observations import Obs, ObsSpace, space_shapes
 
@@ -47,6 +48,8 @@ class TrainingState:
     """The observations to act on next; None before the envs were reset."""
     resume_obs: Obs | None = field(default=None, repr=False)
     """A checkpoint's observations, kept while the model has no env to put back there (see ``set_env``)."""
+    success_stats: deque[float] = field(default_factory=deque)
+    """``info["is_success"]`` of the last ``stats_window_size`` finished episodes that reported one."""
 
     @classmethod
     def create(
@@ -75,8 +78,21 @@ class TrainingState:
             else VectorizedActionNoise(action_noise, num_envs, int(seeds[4])),
             episode_stats=deque(maxlen=stats_window_size),
             env_seed=int(seeds[4]),
+            success_stats=deque(maxlen=stats_window_size),
         )
         return state, int(seeds[0])
+
+    # ------------------------------------------------------------------ episodes
+    def add_episodes(self, result: StepResult) -> None:
+        """Keep the returns, lengths and ``is_success`` of the episodes that ended in a step."""
+        self.episode_stats.extend(zip(result.episode_returns, result.episode_lengths, strict=True))
+        if result.dones.any():
+            self.success_stats.extend(episode_successes(result.infos, np.flatnonzero(result.dones)))
+
+    def clear_episodes(self) -> None:
+        """Forget the episode statistics (a new run, ``learn(reset_num_timesteps=True)``)."""
+        self.episode_stats.clear()
+        self.success_stats.clear()
 
     # ------------------------------------------------------------------ files
     def observations_to_save(self) -> Obs | None:
@@ -98,6 +114,7 @@ class TrainingState:
                 "env_seed": self.env_seed,
                 "seed_used": self.seed_used,
                 "episode_stats": [[float(r), int(n)] for r, n in self.episode_stats],
+                "success_stats": [float(s) for s in self.success_stats],
                 "generator_device": device.type,
             },
         }
@@ -133,6 +150,8 @@ class TrainingState:
         self.env_seed = None if state["env_seed"] is None else int(state["env_seed"])
         self.episode_stats.clear()
         self.episode_stats.extend((float(r), int(n)) for r, n in state["episode_stats"])
+        self.success_stats.clear()
+        self.success_stats.extend(float(s) for s in state.get("success_stats", ()))  # absent from older files
         # A CUDA generator's state means nothing to a CPU generator (and the other way round).
         if state["generator_device"] == device.type:
             self.torch_rng.set_state(tensors["torch_rng"])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -73,6 +73,18 @@ class EveryNTimesteps(EventCallback):
         if self.num_timesteps - self.last_time_trigger >= self.n_steps:
             self.last_time_trigger = self.num_timesteps
             return self._on_event()
+        return True
+
+
+class LogEveryNTimesteps(EveryNTimesteps):
+    """Dumps the model's logger (writes what was recorded since the last dump) every ``n_steps`` env
+    steps, counted over all envs: logging by steps rather than by episodes (``learn(log_interval=...)``)."""
+
+    def __init__(self, n_steps: int) -> None:
+        super().__init__(n_steps, callback=ConvertCallback(self._log_data))
+
+    def _log_data(self, _locals: Mapping[str, Any], _globals: dict[str, Any]) -> bool:
+        self.logger.dump(self.num_timesteps)
         return True
 
 
