@@ -34,6 +34,7 @@ from easyrl.extractors import (
     make_extractor,
 )
 from easyrl.observations import ObsSpace, TensorObs
+from easyrl.validation import policy_name
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 """Bounds of the SAC actor's log standard deviation (as in SB3 and the authors' code)."""
@@ -81,9 +82,10 @@ class PolicyFeatures:
     as shared when ``share_features_extractor`` is set (one extractor, trained by the actor's loss only).
     """
 
-    def __init__(self, space: ObsSpace, policy: str | None, policy_kwargs: Mapping[str, Any]) -> None:
+    def __init__(self, space: ObsSpace, policy: str | type | None, policy_kwargs: Mapping[str, Any]) -> None:
         self.space = space
-        self.options: ExtractorOptions = extractor_options(space, policy, policy_kwargs)
+        # ``policy`` is a name or one of easyrl's policy classes (SB3's SAC(CnnPolicy, env)); its name picks.
+        self.options: ExtractorOptions = extractor_options(space, policy_name(policy), policy_kwargs)
         self._actor: nn.Module | None = None
 
     def _new(self) -> Features:

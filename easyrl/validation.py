@@ -19,7 +19,12 @@ import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
 
+from easyrl import zoo
 from easyrl.observations import ObsSpace, check_observation_space
+from easyrl.schedules import is_zoo_schedule
+
+POLICY_NAMES = ("MlpPolicy", "CnnPolicy", "MultiInputPolicy")
+"""SB3 policy names accepted as the ``policy`` argument; each picks SB3's features extractor."""
 
 
 class Constraint:
@@ -137,6 +142,44 @@ def check_keys(given: Iterable[str], allowed: Iterable[str], what: str) -> None:
             f"Unknown key(s) {', '.join(repr(k) for k in unknown)} in {what}; "
             f"allowed keys are {', '.join(repr(k) for k in sorted(allowed))}."
         )
+
+
+def zoo_schedule() -> Satisfies:
+    """rl-zoo's schedule strings, ``"lin_<value>"`` and ``"constant_<value>"`` (value > 0)."""
+    return Satisfies(is_zoo_schedule, "'lin_<value>' or 'constant_<value>'")
+
+
+def policy_name(policy: Any) -> str | None:
+    """The SB3 policy name ``policy`` stands for, or None when it is none of them.
+
+    A name (``"MlpPolicy"``, ``"CnnPolicy"``, ``"MultiInputPolicy"``) stands for itself; one of easyrl's
+    policy classes (``easyrl.sac.policies.CnnPolicy``) for its ``policy_name``. A class from elsewhere
+    stands for nothing: easyrl builds its own networks, so a user's policy class would be ignored.
+    """
+    if isinstance(policy, str):
+        return policy if policy in POLICY_NAMES else None
+    if isinstance(policy, type) and policy.__module__.split(".")[0] == "easyrl":
+        name = getattr(policy, "policy_name", None)
+        return name if name in POLICY_NAMES else None
+    return None
+
+
+def policy_kwargs(value: Any) -> dict[str, Any]:
+    """``policy_kwargs`` as a new dict: None is empty, a dict is copied, rl-zoo's string is parsed safely.
+
+    The string form is rl-zoo's, e.g. ``"dict(net_arch=[400, 300], activation_fn=nn.ReLU)"``; see
+    :mod:`easyrl.zoo` for what it may hold. Raises ValueError for anything else.
+    """
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        return zoo.parse_policy_kwargs(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise ValueError(
+        f"policy_kwargs={value!r} is invalid: pass a dict such as dict(net_arch=[64, 64]), or rl-zoo's "
+        'string form "dict(net_arch=[64, 64])".'
+    )
 
 
 class TrainFrequency(NamedTuple):

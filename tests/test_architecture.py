@@ -21,7 +21,15 @@ MAX_MODULE_LINES = 400
 MAX_CODE_LINES = {"algorithms/sac.py": 150, "algorithms/td3.py": 100, "algorithms/ddpg.py": 40}
 ALGORITHM_MODULES = {"easyrl.algorithms.sac", "easyrl.algorithms.td3", "easyrl.algorithms.ddpg"}
 # Only the package faces, and algorithms built on another algorithm, may import an algorithm module.
-MAY_IMPORT_ALGORITHMS = {"easyrl", "easyrl.algorithms", "easyrl.algorithms.ddpg", "easyrl.algorithms.sac"}
+# SB3's import paths (easyrl.sac.policies, easyrl.td3.policies) are faces too: they re-export the policy classes.
+MAY_IMPORT_ALGORITHMS = {
+    "easyrl",
+    "easyrl.algorithms",
+    "easyrl.algorithms.ddpg",
+    "easyrl.algorithms.sac",
+    "easyrl.sac.policies",
+    "easyrl.td3.policies",
+}
 
 
 def module_name(path: Path) -> str:

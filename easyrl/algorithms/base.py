@@ -24,6 +24,7 @@ from easyrl import validation as v
 from easyrl.algorithms import model_envs, model_file, replay_file
 from easyrl.algorithms.estimator import BuiltFrom, Estimator
 from easyrl.algorithms.loop import TrainingLoop
+from easyrl.algorithms.policies import PolicyAttributes, describe
 from easyrl.algorithms.registry import register
 from easyrl.algorithms.reporting import ReportingMixin
 from easyrl.algorithms.training_state import FromTrainingState, TrainingState
@@ -38,20 +39,20 @@ from easyrl.serialization import PathOrFile
 
 PolicyT = TypeVar("PolicyT", bound=Policy)
 
-POLICY_NAMES = ("MlpPolicy", "CnnPolicy", "MultiInputPolicy")
+POLICY_NAMES = v.POLICY_NAMES
 """SB3 policy names accepted as the ``policy`` argument; each picks SB3's features extractor."""
 
 
 @dataclass(repr=False, eq=False)
-class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[PolicyT]):
+class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, PolicyAttributes, Generic[PolicyT]):
     """Base class of SAC, TD3 and DDPG; see each one's docstring for its parameters.
 
     Common parameters (SB3's names and defaults):
         env: env id, ``gymnasium.Env``, vector env, or a function returning an env.
-        policy: None (the extractor is chosen from the observation space), or SB3's ``"MlpPolicy"``
-            (flatten), ``"CnnPolicy"`` (NatureCNN, for images) or ``"MultiInputPolicy"`` (Dict spaces).
+        policy: None (the extractor is chosen from the observation space), SB3's ``"MlpPolicy"`` (flatten),
+            ``"CnnPolicy"`` (NatureCNN, images), ``"MultiInputPolicy"`` (Dict), or those of ``easyrl.sac.policies``.
         learning_rate: Adam learning rate, a float, a function of the remaining progress (1 → 0),
-            or rl-zoo's ``"lin_<value>"`` for a linear decay to 0.
+            or rl-zoo's ``"lin_<value>"`` (linear decay to 0) or ``"constant_<value>"``.
         actor_learning_rate, critic_learning_rate: the actor's and the critics' own learning rates
             (same forms); None follows ``learning_rate``. DDPG's paper uses 1e-4 and 1e-3.
         buffer_size: replay capacity in transitions.
@@ -104,7 +105,7 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
     train_freq: int | tuple[int, str] = 1
     gradient_steps: int = 1
     action_noise: ActionNoise | None = None
-    policy_kwargs: dict[str, Any] | None = None
+    policy_kwargs: dict[str, Any] | str | None = None
     n_envs: int = 1
     stats_window_size: int = 100
     tensorboard_log: str | None = None
@@ -140,7 +141,7 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
     def __post_init__(self) -> None:
         # SB3's positional form SAC("MlpPolicy", env): the first argument names a policy.
         env_arg, policy_arg = self._param("env"), self._param("policy")
-        if isinstance(env_arg, str) and env_arg in POLICY_NAMES and policy_arg not in POLICY_NAMES:
+        if v.policy_name(env_arg) is not None and v.policy_name(policy_arg) is None:
             self.env, self.policy = policy_arg, env_arg
         self.logger: Logger = configure(format_strings=())
         self._custom_logger = False
@@ -152,7 +153,7 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
             (
                 v.Interval(0, None, low_closed=False),
                 v.Satisfies(callable, "a callable"),
-                v.Satisfies(lambda s: s.startswith("lin_") and float(s[4:]) > 0, "'lin_<value>'"),
+                v.zoo_schedule(),
             )
         )
         follow_learning_rate = v.Satisfies(lambda rate: rate is None, "None (to follow learning_rate)")
@@ -196,12 +197,12 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
         if self._is_setup:
             return
         self._validate_params()
-        if self._param("policy") not in (None, *POLICY_NAMES):
+        if self._param("policy") is not None and v.policy_name(self._param("policy")) is None:
             raise ValueError(
                 f"policy={self._param('policy')!r} is not supported; leave it out (easyrl chooses from the space) "
                 f"or pass one of {POLICY_NAMES}."
             )
-        v.check_keys((self.policy_kwargs or {}).keys(), self.policy_kwargs_keys, "policy_kwargs")
+        v.check_keys(v.policy_kwargs(self.policy_kwargs).keys(), self.policy_kwargs_keys, "policy_kwargs")
         self._device = v.resolve_device(self._param("device"))
         self.__dict__["_built_device"] = self._device
         env_arg = self._param("env")
@@ -227,9 +228,9 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, Generic[Policy
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(network_seed)
             policy = self._build_policy(
-                self.observation_space, self.action_dim, dict(self.policy_kwargs or {})
+                self.observation_space, self.action_dim, v.policy_kwargs(self.policy_kwargs)
             )
-        self.__dict__["_built_policy"] = policy.to(self._device)
+        self.__dict__["_built_policy"] = describe(policy, self).to(self._device)
         self.__dict__["_built_env"] = vec_env
         self._build_optimizers()
         if self.compile_update:

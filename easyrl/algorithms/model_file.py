@@ -19,6 +19,7 @@ import torch
 
 from easyrl.algorithms import replay_file
 from easyrl.algorithms.model_envs import check_same_spaces, placeholder_env, restore_normalizer
+from easyrl.algorithms.policies import POLICY_FILE
 from easyrl.algorithms.registry import algorithm_class, algorithm_names
 from easyrl.algorithms.training_state import read_count
 from easyrl.envs import EnvLike
@@ -186,6 +187,10 @@ def load_model(
             ) from None
         raise
     fail = _failure(loaded.path)
+    if loaded.metadata.get("contents") == POLICY_FILE:
+        raise fail(
+            "is a policy file (policy.save), not a model: load it with Policy.load, e.g. MlpPolicy.load(path)."
+        )
     metadata = loaded.metadata
     algorithm = _algorithm(cls, metadata.get("algorithm"), fail)
     params = _params(algorithm, loaded, custom, fail)

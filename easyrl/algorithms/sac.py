@@ -25,16 +25,16 @@ from torch import nn
 
 from easyrl import losses
 from easyrl import validation as v
-from easyrl.algorithms import sac_v1
+from easyrl.algorithms import policies, sac_v1
 from easyrl.algorithms.base import OffPolicyAlgorithm
 from easyrl.buffers import ReplayBatch
-from easyrl.networks import CriticEnsemble, Policy, PolicyFeatures, SquashedGaussianActor, StateValue
+from easyrl.networks import CriticEnsemble, PolicyFeatures, SquashedGaussianActor, StateValue
 from easyrl.observations import ObsSpace, TensorObs, repeat_batch
 from easyrl.schedules import Schedule
 from easyrl.updates import adam, frozen_copy, gradient_step, soft_update
 
 
-class SACPolicy(Policy):
+class SACPolicy(policies.BasePolicy):
     """The actor, the twin critics and their targets (with SAC v1's value network, V and V̄ instead)."""
 
     critic_target: nn.Module
@@ -110,7 +110,7 @@ class SAC(OffPolicyAlgorithm[SACPolicy]):
         }
 
     def _check_combinations(self) -> None:
-        n_critics = (self.policy_kwargs or {}).get("n_critics", self.default_n_critics)
+        n_critics = v.policy_kwargs(self.policy_kwargs).get("n_critics", self.default_n_critics)
         losses.check_critic_backup(self.critic_backup, n_critics, self.algorithm_name)
         if self.value_network:
             sac_v1.check_settings(self.ent_coef, self.critic_backup)

@@ -26,15 +26,16 @@ import torch
 from torch import nn
 
 from easyrl import validation as v
+from easyrl.algorithms import policies
 from easyrl.algorithms.base import OffPolicyAlgorithm
 from easyrl.buffers import ReplayBatch
 from easyrl.losses import CRITIC_BACKUPS, bootstrapped_target, check_critic_backup, critic_backup
-from easyrl.networks import CriticEnsemble, DeterministicActor, Policy, PolicyFeatures
+from easyrl.networks import CriticEnsemble, DeterministicActor, PolicyFeatures
 from easyrl.observations import ObsSpace, TensorObs
 from easyrl.updates import adam, frozen_copy, gradient_step, soft_update
 
 
-class TD3Policy(Policy):
+class TD3Policy(policies.BasePolicy):
     """The actor, the critics and a target copy of each."""
 
     def __init__(self, actor: DeterministicActor, critic: CriticEnsemble) -> None:
@@ -52,7 +53,7 @@ class TD3Policy(Policy):
 
 
 @dataclass(kw_only=True, repr=False, eq=False)
-class TD3(OffPolicyAlgorithm[TD3Policy]):
+class TD3(policies.TargetActorAttributes, OffPolicyAlgorithm[TD3Policy]):
     """Twin Delayed DDPG.
 
     TD3-specific parameters:
@@ -94,7 +95,7 @@ class TD3(OffPolicyAlgorithm[TD3Policy]):
         }
 
     def _check_combinations(self) -> None:
-        n_critics = (self.policy_kwargs or {}).get("n_critics", self.default_n_critics)
+        n_critics = v.policy_kwargs(self.policy_kwargs).get("n_critics", self.default_n_critics)
         check_critic_backup(self.critic_backup, n_critics, self.algorithm_name)
 
     # ------------------------------------------------------------------ networks

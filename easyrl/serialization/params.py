@@ -5,6 +5,8 @@ JSON holds None, booleans, numbers, strings, lists and dicts with string keys; a
 description instead of their Python form:
 
 - ``env``: the env id when the model was built from one, else null (an env object is never saved);
+- ``policy``: one of easyrl's policy classes (``easyrl.sac.policies.CnnPolicy``) by its SB3 name
+  (``"CnnPolicy"``), which loads back as that name;
 - ``action_noise``: its class and arguments, rebuilt on load from easyrl's own noise classes only;
 - ``policy_kwargs["activation_fn"]``: the name of a ``torch.nn`` activation from an allow-list;
 - ``policy_kwargs["features_extractor_class"]``: the name of one of easyrl's features extractors;
@@ -30,6 +32,7 @@ from torch import nn
 from easyrl import extractors
 from easyrl.buffers import HerReplayBuffer, ReplayBuffer
 from easyrl.noise import ActionNoise, NormalActionNoise, OrnsteinUhlenbeckActionNoise
+from easyrl.validation import policy_name
 
 ACTIVATIONS: tuple[str, ...] = (
     "ReLU", "Tanh", "ELU", "LeakyReLU", "GELU", "SiLU", "Mish", "SELU", "CELU", "Softplus", "Sigmoid",
@@ -66,6 +69,8 @@ def encode_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
     for name, value in params.items():
         if name == "env":
             encoded[name] = value if isinstance(value, str) else None
+        elif name == "policy" and isinstance(value, type):
+            encoded[name] = policy_name(value) or _pickle(name, value, pickled)
         elif name == "device":
             encoded[name] = str(value)
         elif name == "replay_buffer_class" and value is not None:
