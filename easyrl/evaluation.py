@@ -7,12 +7,15 @@ Episode returns and lengths come from gymnasium's ``RecordEpisodeStatistics`` (a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, closing, nullcontext
-from typing import Any, Literal, Protocol, overload
+from typing import Any, Literal, Protocol, TypeAlias, overload
 
+import gymnasium as gym
 import numpy as np
 from gymnasium.vector import VectorEnv
+from gymnasium.wrappers import RecordEpisodeStatistics
 
 from easyrl.envs import (
     STATS_KEY,
@@ -22,6 +25,9 @@ from easyrl.envs import (
     finished_episodes,
     to_vector_env,
 )
+from easyrl.envs.vec_env import sb3_infos
+from easyrl.monitor import Monitor
+from easyrl.observations import obs_row
 
 
 class Predictor(Protocol):
@@ -32,6 +38,10 @@ class Predictor(Protocol):
     ) -> tuple[np.ndarray, Any]: ...
 
 
+EvalCallbackFn: TypeAlias = Callable[[dict[str, Any], dict[str, Any]], object]
+"""SB3's ``callback(locals, globals)`` of ``evaluate_policy``, called for every env at every step."""
+
+
 @overload
 def evaluate_policy(
     model: Predictor,
@@ -39,7 +49,10 @@ def evaluate_policy(
     n_eval_episodes: int = ...,
     deterministic: bool = ...,
     render: bool = ...,
+    callback: EvalCallbackFn | None = ...,
+    reward_threshold: float | None = ...,
     return_episode_rewards: Literal[False] = ...,
+    warn: bool = ...,
     *,
     seed: int | None = ...,
 ) -> tuple[float, float]: ...
@@ -50,8 +63,11 @@ def evaluate_policy(
     n_eval_episodes: int = ...,
     deterministic: bool = ...,
     render: bool = ...,
+    callback: EvalCallbackFn | None = ...,
+    reward_threshold: float | None = ...,
     *,
     return_episode_rewards: Literal[True],
+    warn: bool = ...,
     seed: int | None = ...,
 ) -> tuple[list[float], list[int]]: ...
 def evaluate_policy(
@@ -60,11 +76,16 @@ def evaluate_policy(
     n_eval_episodes: int = 10,
     deterministic: bool = True,
     render: bool = False,
+    callback: EvalCallbackFn | None = None,
+    reward_threshold: float | None = None,
     return_episode_rewards: bool = False,
+    warn: bool = True,
     *,
     seed: int | None = None,
 ) -> tuple[float, float] | tuple[list[float], list[int]]:
     """Run ``model`` for ``n_eval_episodes`` whole episodes and return the mean and std of their returns.
+
+    The arguments are SB3's, in SB3's order, with ``seed`` added.
 
     Args:
         model: the policy; ``model.predict(obs, deterministic=...)`` picks the actions.
@@ -77,7 +98,15 @@ def evaluate_policy(
         deterministic: use the policy's deterministic actions (the mean of SAC's Gaussian) rather
             than sampled ones.
         render: call ``env.render()`` after every step (create the env with a ``render_mode``).
+        callback: called as ``callback(locals, globals)`` for every env still counting, at every
+            step, as in SB3: ``locals`` holds ``i`` (the env), ``reward``, ``done`` and ``info`` (its
+            SB3-style info dict) and the whole step's ``observations``, ``actions``, ``rewards``,
+            ``dones``, ``infos``, ``new_observations``, and ``episode_counts``,
+            ``episode_rewards``, ``episode_lengths``, ``model`` and ``env``.
+        reward_threshold: raise AssertionError (as SB3's assert does) unless the mean return is above it.
         return_episode_rewards: return the per-episode returns and lengths instead of the mean and std.
+        warn: warn when the env has wrappers that may change its rewards or episode ends and no
+            ``Monitor`` records the episodes beneath them (see :func:`run_episodes`).
         seed: seed of the first reset (env i gets ``seed + i``), for repeatable evaluations.
 
     Returns:
@@ -87,10 +116,20 @@ def evaluate_policy(
     if not isinstance(n_eval_episodes, int) or isinstance(n_eval_episodes, bool) or n_eval_episodes < 1:
         raise ValueError(f"n_eval_episodes={n_eval_episodes!r} is invalid: it must be an integer >= 1.")
     with _vector_env(env) as vec_env:
-        returns, lengths, _ = run_episodes(model, vec_env, n_eval_episodes, deterministic, render, seed)
+        if warn:
+            _warn_if_unmonitored(vec_env)
+        returns, lengths, _ = run_episodes(
+            model, vec_env, n_eval_episodes, deterministic, render, seed, callback=callback
+        )
+    mean_return = float(np.mean(returns))
+    if reward_threshold is not None and not mean_return > reward_threshold:
+        raise AssertionError(
+            f"Mean reward below threshold: {mean_return:.2f} < {reward_threshold:.2f} (the mean return over "
+            f"{n_eval_episodes} episodes must be above reward_threshold={reward_threshold!r})"
+        )
     if return_episode_rewards:
         return returns, lengths
-    return float(np.mean(returns)), float(np.std(returns))
+    return mean_return, float(np.std(returns))
 
 
 def evaluate_success_rate(
@@ -128,10 +167,23 @@ def _vector_env(env: EnvLike) -> AbstractContextManager[VectorEnv]:
 
 
 def run_episodes(
-    model: Predictor, env: VectorEnv, n_episodes: int, deterministic: bool, render: bool, seed: int | None
+    model: Predictor,
+    env: VectorEnv,
+    n_episodes: int,
+    deterministic: bool,
+    render: bool,
+    seed: int | None,
+    *,
+    callback: EvalCallbackFn | None = None,
 ) -> tuple[list[float], list[int], list[float]]:
     """The returns and lengths of ``n_episodes`` episodes, and the ``info["is_success"]`` of each episode's
-    last step where the env reports one (goal-conditioned envs do)."""
+    last step where the env reports one (goal-conditioned envs do).
+
+    Returns and lengths come from the env's own ``Monitor`` (or gymnasium's ``RecordEpisodeStatistics``)
+    where it has one, as SB3 reads them: that sees the rewards beneath any wrapper above it. Otherwise
+    they come from the statistics wrapper :func:`easyrl.envs.to_vector_env` puts around the vector env.
+    ``callback`` is SB3's ``callback(locals, globals)`` (see :func:`evaluate_policy`).
+    """
     n_envs = env.num_envs
     targets = np.array([(n_episodes + i) // n_envs for i in range(n_envs)])
     counts = np.zeros(n_envs, dtype=int)
@@ -145,11 +197,15 @@ def run_episodes(
     obs, _ = env.reset(seed=seed)
     while (counts < targets).any():
         actions, _ = model.predict(obs, deterministic=deterministic, **raw)
-        obs, _, _, _, infos = env.step(actions)
+        new_obs, rewards, terminated, truncated, infos = env.step(actions)
+        if callback is not None:
+            _call_back(callback, locals())
+        obs = new_obs
         if render:
             env.render()
         for i, episode_return, length in zip(*finished_episodes(infos, stats_key), strict=True):
             if counts[i] < targets[i]:
+                episode_return, length = _inner_episode(infos, int(i)) or (episode_return, length)
                 returns.append(episode_return)
                 lengths.append(length)
                 counts[i] += 1
@@ -157,6 +213,80 @@ def run_episodes(
                 if success is not None:
                     successes.append(success)
     return returns, lengths, successes
+
+
+def _call_back(callback: EvalCallbackFn, scope: dict[str, Any]) -> None:
+    """SB3's per-env ``callback(locals(), globals())`` with SB3's names for this step's values."""
+    infos, obs = scope["infos"], scope["obs"]
+    terminated, truncated = np.asarray(scope["terminated"]), np.asarray(scope["truncated"])
+
+    def final_obs(i: int) -> Any:
+        if "_final_obs" in infos and infos["_final_obs"][i]:
+            return infos["final_obs"][i]
+        return obs_row(scope["new_obs"], i)
+
+    sb3_step = {
+        "model": scope["model"],
+        "env": scope["env"],
+        "n_envs": scope["n_envs"],
+        "observations": obs,
+        "actions": scope["actions"],
+        "new_observations": scope["new_obs"],
+        "rewards": scope["rewards"],
+        "dones": terminated | truncated,
+        "infos": sb3_infos(infos, terminated, truncated, final_obs),
+        "episode_counts": scope["counts"],
+        "episode_count_targets": scope["targets"],
+        "episode_rewards": scope["returns"],
+        "episode_lengths": scope["lengths"],
+        "states": None,
+    }
+    for i in np.flatnonzero(scope["counts"] < scope["targets"]).tolist():
+        step = {**sb3_step, "i": i, "reward": sb3_step["rewards"][i], "done": bool(sb3_step["dones"][i])}
+        step["info"] = step["infos"][i]
+        callback(step, globals())
+
+
+def _inner_episode(infos: dict[str, Any], i: int) -> tuple[float, int] | None:
+    """The return and length that env ``i``'s own ``Monitor`` (or single-env ``RecordEpisodeStatistics``)
+    reported for the episode that just ended, or None when it has none."""
+    for info in (infos.get("final_info"), infos):
+        episode = info.get("episode") if isinstance(info, dict) else None
+        if not isinstance(episode, dict) or "r" not in episode or "l" not in episode:
+            continue
+        mask = info.get("_episode") if isinstance(info, dict) else None
+        if mask is None or mask[i]:
+            return float(episode["r"][i]), int(episode["l"][i])
+    return None
+
+
+STANDARD_WRAPPERS = frozenset({"TimeLimit", "OrderEnforcing", "PassiveEnvChecker", "Monitor"})
+"""Wrappers that change neither rewards nor episode ends (``gymnasium.make``'s own, and Monitor)."""
+
+
+def _warn_if_unmonitored(env: VectorEnv) -> None:
+    """SB3's warning, kept to where it matters: the env has wrappers that may change rewards or episode
+    ends, and no Monitor beneath them records the true episodes."""
+    sub_envs = getattr(env.unwrapped, "envs", None)  # a SyncVectorEnv's; other vector envs are opaque
+    if not sub_envs:
+        return
+    wrappers: list[str] = []
+    inner: Any = sub_envs[0]
+    while isinstance(inner, gym.Wrapper):
+        if isinstance(inner, Monitor | RecordEpisodeStatistics):
+            return
+        wrappers.append(type(inner).__name__)
+        inner = inner.env
+    others = [name for name in wrappers if name not in STANDARD_WRAPPERS]
+    if others:
+        warnings.warn(
+            f"Evaluation environment is not wrapped with a ``Monitor`` wrapper, and has the wrappers {others}: "
+            "the returns and lengths are measured above them, so a wrapper that changes rewards or ends "
+            "episodes changes what is reported. Wrap the env in easyrl.monitor.Monitor beneath those "
+            "wrappers (evaluate_policy then reads its episodes, as SB3 does), or pass warn=False.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def episode_successes(infos: dict[str, Any], ended: Iterable[int]) -> list[float]:

@@ -227,7 +227,13 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 def supported_spaces(env: VectorEnv, algorithm: str) -> tuple[ObsSpace, gym.spaces.Box]:
     """The single-env observation and action spaces, checked for what these algorithms support."""
-    obs_space, action_space = env.single_observation_space, env.single_action_space
+    return check_spaces(env.single_observation_space, env.single_action_space, algorithm)
+
+
+def check_spaces(
+    obs_space: gym.Space[Any], action_space: gym.Space[Any], algorithm: str
+) -> tuple[ObsSpace, gym.spaces.Box]:
+    """The spaces, if these algorithms can train on them, else a ValueError naming the problem and the fix."""
     if not isinstance(action_space, gym.spaces.Box):
         raise ValueError(
             f"{algorithm} needs a continuous (Box) action space, but the env has {action_space}. "

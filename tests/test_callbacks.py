@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+import easyrl
 import easyrl.callbacks.evaluation
 from easyrl.callbacks import (
     BaseCallback,
@@ -464,3 +465,50 @@ def test_progress_bar_closes_when_training_stops_early(estimator: type[Any]) -> 
     make_model(estimator).learn(100, callback=callback)
     bar = callback.callbacks[1]  # type: ignore[attr-defined]
     assert bar.pbar is None
+
+
+# LogEveryNTimesteps
+
+
+class DumpRecorder:
+    """A logger output (SB3's KVWriter interface, which both libraries call) that keeps each dump's step."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.keys: list[set[str]] = []
+
+    def write(self, key_values: Any, key_excluded: Any, step: int = 0) -> None:
+        self.steps.append(step)
+        self.keys.append(set(key_values))
+
+    def close(self) -> None:
+        pass
+
+
+def test_log_every_n_timesteps_dumps_by_steps_as_in_sb3() -> None:
+    from easyrl.callbacks import LogEveryNTimesteps
+    from easyrl.logger import KVWriter, Logger
+
+    class Recorder(DumpRecorder, KVWriter):
+        pass
+
+    ours = Recorder()
+    model = easyrl.SAC(short_pendulum, seed=0, **NO_TRAINING)
+    model.set_logger(Logger(None, [ours]))
+    model.learn(100, log_interval=None, callback=LogEveryNTimesteps(n_steps=25))
+    assert ours.steps == [25, 50, 75, 100]
+
+    sb3_sac = pytest.importorskip("stable_baselines3").SAC
+    sb3_logger = pytest.importorskip("stable_baselines3.common.logger")
+    sb3_callbacks = pytest.importorskip("stable_baselines3.common.callbacks")
+
+    class SB3Recorder(DumpRecorder, sb3_logger.KVWriter):
+        pass
+
+    theirs = SB3Recorder()
+    sb3_model = sb3_sac("MlpPolicy", short_pendulum(), learning_starts=1_000_000, seed=0, device="cpu")
+    sb3_model.set_logger(sb3_logger.Logger(None, [theirs]))
+    sb3_model.learn(100, log_interval=None, callback=sb3_callbacks.LogEveryNTimesteps(n_steps=25))
+    assert theirs.steps == ours.steps
+    with pytest.raises(ValueError, match="n_steps"):
+        LogEveryNTimesteps(n_steps=0)

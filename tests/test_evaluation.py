@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import gymnasium as gym
@@ -192,3 +193,88 @@ def test_score_without_a_way_to_build_an_env(estimator: type[Any]) -> None:
     with pytest.raises(ValueError, match=r"score\(\) cannot build a new env.*model.score\(env=...\)"):
         model.score()
     assert model.score(lambda: FixedLengthEnv(5), n_episodes=2) == 5.0
+
+
+# SB3's callback, reward_threshold, return_episode_rewards and warn
+
+
+SB3_CALLBACK_KEYS = {
+    "i", "reward", "done", "info", "observations", "actions", "rewards", "dones", "infos",
+    "new_observations", "episode_counts", "episode_count_targets", "episode_rewards", "episode_lengths",
+    "model", "env", "n_envs",
+}  # fmt: skip
+
+
+def test_callback_sees_sb3s_locals_at_every_step() -> None:
+    calls: list[dict[str, Any]] = []
+
+    def callback(local_vars: dict[str, Any], global_vars: dict[str, Any]) -> None:
+        calls.append(local_vars)
+
+    evaluate_policy(RecordingModel(), lambda: FixedLengthEnv(3), n_eval_episodes=2, callback=callback)
+    assert len(calls) == 6
+    assert set(calls[0]) >= SB3_CALLBACK_KEYS
+    assert [(c["i"], c["done"], c["reward"]) for c in calls] == [
+        (0, False, 1.0),
+        (0, False, 1.0),
+        (0, True, 1.0),
+    ] * 2
+    last = calls[2]["info"]
+    assert last["TimeLimit.truncated"] is False and "terminal_observation" in last
+    np.testing.assert_array_equal(last["terminal_observation"], np.full(3, 3.0))
+    assert isinstance(calls[0]["infos"], list)
+
+    sb3 = pytest.importorskip("stable_baselines3.common.evaluation")
+    sb3_calls: list[dict[str, Any]] = []
+    sb3.evaluate_policy(
+        RecordingModel(), FixedLengthEnv(3), n_eval_episodes=2, warn=False,
+        callback=lambda local_vars, _: sb3_calls.append(dict(local_vars)),
+    )  # fmt: skip
+    assert set(sb3_calls[0]) >= SB3_CALLBACK_KEYS
+    assert [(c["i"], bool(c["done"]), float(c["reward"])) for c in sb3_calls] == [
+        (c["i"], c["done"], c["reward"]) for c in calls
+    ]
+
+
+def test_reward_threshold_raises_as_sb3s_assert() -> None:
+    assert evaluate_policy(RecordingModel(), lambda: FixedLengthEnv(3), 2, reward_threshold=2.5) == (3.0, 0.0)
+    with pytest.raises(AssertionError) as error:
+        evaluate_policy(RecordingModel(), lambda: FixedLengthEnv(3), 2, reward_threshold=3.0)
+    assert str(error.value) == (
+        "Mean reward below threshold: 3.00 < 3.00 (the mean return over 2 episodes must be above "
+        "reward_threshold=3.0)"
+    )
+    sb3 = pytest.importorskip("stable_baselines3.common.evaluation")
+    with pytest.raises(AssertionError, match=r"Mean reward below threshold: 3.00 < 3.00"):
+        sb3.evaluate_policy(RecordingModel(), FixedLengthEnv(3), 2, reward_threshold=3.0, warn=False)
+
+
+def test_sb3_positional_order() -> None:
+    returns, lengths = evaluate_policy(
+        RecordingModel(), lambda: FixedLengthEnv(2, 4), 2, True, False, None, None, True
+    )
+    assert (returns, lengths) == ([2.0, 4.0], [2, 4])
+
+
+def test_warn_and_monitor_returns_match_sb3() -> None:
+    from easyrl.monitor import Monitor
+
+    def doubled(env: gym.Env) -> gym.Env:
+        return gym.wrappers.TransformReward(env, lambda reward: 2 * reward)
+
+    with pytest.warns(
+        UserWarning,
+        match=r"not wrapped with a ``Monitor`` wrapper, and has the wrappers \['TransformReward'\]",
+    ):
+        assert evaluate_policy(RecordingModel(), doubled(FixedLengthEnv(3)), 1) == (6.0, 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert evaluate_policy(RecordingModel(), doubled(FixedLengthEnv(3)), 1, warn=False) == (6.0, 0.0)
+        # A Monitor beneath the wrapper: its episodes are the ones reported, as in SB3.
+        assert evaluate_policy(RecordingModel(), doubled(Monitor(FixedLengthEnv(3))), 1) == (3.0, 0.0)
+        evaluate_policy(
+            RecordingModel(), gym.make("Pendulum-v1", max_episode_steps=5), 1
+        )  # make's own wrappers
+    sb3 = pytest.importorskip("stable_baselines3.common.evaluation")
+    sb3_monitor = pytest.importorskip("stable_baselines3.common.monitor").Monitor
+    assert sb3.evaluate_policy(RecordingModel(), doubled(sb3_monitor(FixedLengthEnv(3))), 1) == (3.0, 0.0)

@@ -348,3 +348,194 @@ def test_next_run_dir_counts_past_the_highest_run(tmp_path: Any) -> None:
     assert next_run_dir(root, "SAC") == os.path.join(root, "SAC_4")
     assert next_run_dir(root, "SAC", reuse_latest=True) == os.path.join(root, "SAC_3")
     assert next_run_dir(root, "SAC_extra") == os.path.join(root, "SAC_extra_6")
+
+
+# SB3's output-format classes and richer values (Figure, Image, Video, HParam)
+
+
+def test_output_formats_have_sb3_class_names(tmp_path: Any) -> None:
+    from easyrl import logger as easyrl_logger
+
+    logger = configure(str(tmp_path), ("stdout", "log", "csv", "json", "tensorboard"))
+    kinds = [type(output) for output in logger.output_formats]
+    assert kinds == [
+        easyrl_logger.HumanOutputFormat,
+        easyrl_logger.HumanOutputFormat,
+        easyrl_logger.CSVOutputFormat,
+        easyrl_logger.JSONOutputFormat,
+        easyrl_logger.TensorBoardOutputFormat,
+    ]
+    assert all(isinstance(output, easyrl_logger.KVWriter) for output in logger.output_formats)
+    assert [output.name for output in logger.output_formats] == [
+        "stdout",
+        "log",
+        "csv",
+        "json",
+        "tensorboard",
+    ]
+    # SB3's idiom: find the TensorBoard writer among the formats and write to it directly.
+    writer = next(
+        f for f in logger.output_formats if isinstance(f, easyrl_logger.TensorBoardOutputFormat)
+    ).writer
+    writer.add_text("notes", "hello", 0)
+    logger.close()
+    assert easyrl_logger.ConsoleOutput is easyrl_logger.HumanOutputFormat  # easyrl's earlier names still work
+    assert easyrl_logger.OutputFormat is easyrl_logger.KVWriter
+
+
+def test_a_writer_made_for_sb3_receives_values_and_exclusions() -> None:
+    from easyrl.logger import KVWriter, Logger
+
+    class Recorder(KVWriter):
+        def __init__(self) -> None:
+            self.calls: list[tuple[dict[str, Any], dict[str, Any], int]] = []
+
+        def write(self, key_values: Any, key_excluded: Any, step: int = 0) -> None:
+            self.calls.append((dict(key_values), dict(key_excluded), step))
+
+    recorder = Recorder()
+    logger = Logger(None, [recorder])
+    logger.record("a", torch.tensor(1.5), exclude="stdout")
+    logger.record_mean("b", 2)
+    logger.dump(step=3)
+    assert recorder.calls == [({"a": 1.5, "b": 2.0}, {"a": ("stdout",), "b": ()}, 3)]
+
+
+def test_human_output_format_takes_sb3_arguments(tmp_path: Any) -> None:
+    from easyrl.logger import HumanOutputFormat
+
+    path = str(tmp_path / "log.txt")
+    output = HumanOutputFormat(path, max_length=8)
+    assert output.name == "log"
+    output.write({"train/a_very_long_key": 1.0, "train/b": "a long string value"}, {}, 0)
+    output.close()
+    with open(path, encoding="utf-8") as file:
+        text = file.read()
+    assert "a_ver..." in text and "a lon..." in text
+    assert HumanOutputFormat(sys.stdout).name == "stdout"
+    buffer = io.StringIO()
+    HumanOutputFormat(buffer).write({"x": 1}, {"x": None}, 0)
+    assert "x" in buffer.getvalue()
+    with pytest.raises(ValueError, match="Expected a file, a path or a rich Console, got 3"):
+        HumanOutputFormat(3)  # type: ignore[arg-type]
+
+
+def figure() -> Any:
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure()
+    fig.add_subplot().plot([0, 1, 2], [1, 0, 1])
+    return fig
+
+
+TEXT_FORMATS = ("stdout", "log", "json", "csv")
+
+
+def test_rich_values_need_the_text_formats_excluded(tmp_path: Any) -> None:
+    from easyrl.logger import Figure, FormatUnsupportedError, HParam, Image, Video
+
+    logger = configure(str(tmp_path), ("stdout", "csv", "tensorboard"), console=Console(file=io.StringIO()))
+    values = {
+        "figure": Figure(figure(), close=True),
+        "image": Image(np.zeros((8, 8, 3), np.uint8), "HWC"),
+        "video": Video(torch.zeros(1, 2, 3, 8, 8), fps=5),
+        "hparam": HParam({"lr": 0.1}, {"rollout/ep_rew_mean": 0}),
+    }
+    for word, value in values.items():
+        with pytest.raises(FormatUnsupportedError) as error:
+            logger.record(f"x/{word}", value)
+        assert str(error.value) == (
+            f"The formats stdout, csv are not supported for the {word} value logged.\n"
+            "You can exclude formats via the `exclude` parameter of the logger's `record` function, e.g. "
+            "logger.record(key, value, exclude=('stdout', 'csv'))."
+        )
+        with pytest.raises(
+            FormatUnsupportedError, match=f"The format csv is not supported for the {word} value"
+        ):
+            logger.record(f"x/{word}", value, exclude="stdout")
+        logger.record(f"x/{word}", value, exclude=TEXT_FORMATS)
+        with pytest.raises(TypeError, match=r"record_mean\('x', \.\.\.\) needs a number"):
+            logger.record_mean("x", value)
+    logger.close()
+    # A text format handed one directly (as SB3's formats are) refuses it too.
+    from easyrl.logger import CSVOutputFormat
+
+    output = CSVOutputFormat(str(tmp_path / "direct.csv"))
+    with pytest.raises(
+        FormatUnsupportedError, match="The format csv is not supported for the image value logged"
+    ):
+        output.write({"image": values["image"]}, {"image": None}, 0)
+    output.close()
+    with pytest.raises(ValueError, match="`metric_dict` must not be empty"):
+        HParam({"lr": 0.1}, {})
+
+
+def test_rich_values_reach_tensorboard(tmp_path: Any) -> None:
+    from PIL import Image as PILImage
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from easyrl.logger import Figure, HParam, Image, Video
+
+    logger = configure(
+        str(tmp_path), ("stdout", "log", "json", "csv", "tensorboard"), console=Console(file=io.StringIO())
+    )
+    fig = figure()
+    logger.record("plots/curve", Figure(fig, close=True), exclude=TEXT_FORMATS)
+    logger.record("frames/last", Image(np.full((3, 10, 12), 200, np.uint8), "CHW"), exclude=TEXT_FORMATS)
+    frames = torch.rand(3, 4, 3, 6, 5)  # 3 videos of 4 frames, floats in [0, 1]
+    logger.record("videos/rollout", Video(frames, fps=10), exclude=TEXT_FORMATS)
+    hparams = HParam({"algorithm": "SAC", "learning rate": 3e-4, "gamma": 0.99}, {"rollout/ep_rew_mean": 0})
+    logger.record("hparams", hparams, exclude=TEXT_FORMATS)
+    logger.record("rollout/ep_rew_mean", -150.0)
+    logger.dump(step=7)
+    logger.close()
+    import matplotlib.pyplot as plt
+
+    assert not plt.fignum_exists(fig.number)  # close=True
+    with open(tmp_path / "progress.csv", encoding="utf-8") as file:
+        assert file.read().splitlines() == ["rollout/ep_rew_mean", "-150.0"]
+
+    events = EventAccumulator(str(tmp_path), size_guidance={"images": 0})
+    events.Reload()
+    assert sorted(events.Tags()["images"]) == ["frames/last", "plots/curve", "videos/rollout"]
+    image = events.Images("frames/last")[0]
+    assert (image.step, image.height, image.width) == (7, 10, 12)
+    assert events.Images("plots/curve")[0].step == 7
+    video = events.Images("videos/rollout")[0]
+    gif = PILImage.open(io.BytesIO(video.encoded_image_string))
+    assert gif.format == "GIF"
+    assert gif.n_frames == 4
+    assert (video.height, video.width) == (6, 4 * 5)  # 3 videos in torch's 1x4 grid
+    assert events.Scalars("rollout/ep_rew_mean")[0].value == -150.0
+    hparam_tags = events.PluginTagToContent("hparams")
+    assert set(hparam_tags) == {
+        "_hparams_/experiment",
+        "_hparams_/session_start_info",
+        "_hparams_/session_end_info",
+    }
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    start = plugin_data_pb2.HParamsPluginData.FromString(hparam_tags["_hparams_/session_start_info"])
+    assert start.session_start_info.hparams["algorithm"].string_value == "SAC"
+    assert start.session_start_info.hparams["gamma"].number_value == pytest.approx(0.99)
+
+
+@pytest.mark.parametrize(
+    ("n", "grid"),
+    [(1, (1, 1)), (2, (1, 2)), (3, (1, 4)), (4, (2, 2)), (5, (2, 4))],
+)
+def test_videos_are_tiled_as_torch_tiles_them(n: int, grid: tuple[int, int]) -> None:
+    from torch.utils.tensorboard._utils import _prepare_video
+
+    from easyrl.logger.tensorboard import video_grid
+
+    frames = np.random.default_rng(n).integers(0, 256, size=(n, 2, 3, 4, 5), dtype=np.uint8)
+    tiled = video_grid(frames)
+    assert tiled.shape == (2, grid[0] * 4, grid[1] * 5, 3)
+    # torch's own layout (what add_video would encode), on the same videos.
+    theirs = (_prepare_video(frames.astype(np.float32) / 255.0) * 255).round().astype(np.uint8)
+    np.testing.assert_array_equal(tiled, theirs)
+    with pytest.raises(ValueError, match=r"Video frames must have shape \(N, T, C, H, W\)"):
+        video_grid(np.zeros((2, 3, 4, 5)))

@@ -141,10 +141,9 @@ class Logger:
     def dump(self, step: int = 0) -> None:
         """Reads all tensors at once, writes the values to every output format, then clears them."""
         values = self.name_to_value
-        if values:
-            excluded = {key: self._excluded.get(key, ()) for key in values}
-            for output in self.output_formats:
-                output.write(values, excluded, step)
+        excluded = {key: self._excluded.get(key, ()) for key in values}
+        for output in self.output_formats:  # even when empty, as SB3 does; text formats skip empty dumps
+            output.write(values, excluded, step)
         self.last_dumped = values
         self._values.clear()
         self._sums.clear()

@@ -9,7 +9,6 @@ torch imports, and without it torch prints a line and writes nothing).
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -104,8 +103,9 @@ def video_grid(frames: torch.Tensor | np.ndarray) -> np.ndarray:
     n, t, c, h, w = array.shape
     if c == 4:
         array, c = array[:, :, :3], 3  # GIF has no alpha channel
+    # torch's layout: pad N to a power of two, 2 ** ((N.bit_length() - 1) // 2) rows.
     rows = 2 ** ((n.bit_length() - 1) // 2)
-    cols = math.ceil(n / rows)
+    cols = (1 << (n - 1).bit_length()) // rows
     padded = np.zeros((rows * cols, t, c, h, w), dtype=np.uint8)
     padded[:n] = array
     grid = padded.reshape(rows, cols, t, c, h, w).transpose(2, 0, 4, 1, 5, 3)
