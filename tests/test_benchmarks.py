@@ -90,3 +90,10 @@ def test_her_fetch_reach_reports_both_libraries():
     for library in ("easyrl", "sb3"):
         assert f"{library:7s} seed 0: success" in out
     assert "easyrl / sb3 steps/s:" in out
+
+
+def test_gsde_mountain_car_reports_both_variants():
+    out = run_script("gsde_mountain_car", "--steps", "64", "--seeds", "0", "--episodes", "1")
+    for variant in ("gsde", "plain"):
+        assert f"{variant:5s} seed 0: mean return" in out
+    assert "summary:" in out and "(1 thread)" in out

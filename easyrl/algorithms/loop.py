@@ -146,6 +146,7 @@ class TrainingLoop:
         while (steps // self.num_envs if unit == "step" else episodes) < frequency:
             if state.num_timesteps >= state.total_timesteps:
                 break
+            self._before_env_step(steps // self.num_envs)
             scaled = self._exploration_actions()
             env_actions = self._unscale(scaled)
             result = self._stepper.step(env_actions)
@@ -205,7 +206,7 @@ class TrainingLoop:
         """Actions in [-1, 1] for the next step: uniform during warm-up, then the policy's, plus noise."""
         state = self.training_state
         assert state.last_obs is not None
-        if state.num_timesteps < self.learning_starts:
+        if state.num_timesteps < self.learning_starts and not self._policy_acts_in_warmup():
             scaled = state.warmup_rng.uniform(-1.0, 1.0, size=(self.num_envs, self.action_dim))
         else:
             with torch.no_grad():
@@ -214,6 +215,14 @@ class TrainingLoop:
         if state.noise is not None:
             scaled = np.clip(scaled + state.noise().reshape(self.num_envs, -1), -1.0, 1.0)
         return scaled.astype(np.float32)
+
+    def _before_env_step(self, rollout_step: int) -> None:
+        """Called before each step of a rollout (``rollout_step`` steps of each env into it); SAC's gSDE
+        redraws its exploration matrix here."""
+
+    def _policy_acts_in_warmup(self) -> bool:
+        """Whether the policy, not uniform noise, acts before ``learning_starts`` (SAC's ``use_sde_at_warmup``)."""
+        return False
 
     def _learning_rate_schedules(self) -> dict[torch.optim.Optimizer, Schedule]:
         """Each optimizer's schedule: ``learning_rate``, unless the actor's or critics' own rate is set."""

@@ -25,10 +25,10 @@ from torch import nn
 
 from easyrl import losses
 from easyrl import validation as v
-from easyrl.algorithms import policies, sac_v1
+from easyrl.algorithms import gsde, policies, sac_v1
 from easyrl.algorithms.base import OffPolicyAlgorithm
 from easyrl.buffers import ReplayBatch
-from easyrl.networks import CriticEnsemble, PolicyFeatures, SquashedGaussianActor, StateValue
+from easyrl.networks import CriticEnsemble, PolicyFeatures, StateValue
 from easyrl.observations import ObsSpace, TensorObs, repeat_batch
 from easyrl.schedules import Schedule
 from easyrl.updates import adam, frozen_copy, gradient_step, soft_update
@@ -41,7 +41,7 @@ class SACPolicy(policies.BasePolicy):
     value: StateValue
     value_target: nn.Module
 
-    def __init__(self, actor: SquashedGaussianActor, critic: CriticEnsemble, has_value: bool = False) -> None:
+    def __init__(self, actor: gsde.Actor, critic: CriticEnsemble, has_value: bool = False) -> None:
         super().__init__()
         self.actor = actor
         self.critic = critic
@@ -55,8 +55,8 @@ class SACPolicy(policies.BasePolicy):
 
 
 @dataclass(kw_only=True, repr=False, eq=False)
-class SAC(OffPolicyAlgorithm[SACPolicy]):
-    """Soft Actor-Critic with automatic entropy tuning.
+class SAC(gsde.StateDependentExploration, OffPolicyAlgorithm[SACPolicy]):
+    """Soft Actor-Critic with automatic entropy tuning, and optionally gSDE exploration.
 
     SAC-specific parameters:
         ent_coef: the temperature α. ``"auto"`` learns it (starting at 1.0), ``"auto_0.1"`` learns
@@ -75,6 +75,16 @@ class SAC(OffPolicyAlgorithm[SACPolicy]):
             Polyak-averaged target V̄; the critics regress to r + γ V̄(s'), V to
             min_i Q_i(s, a) − α log π(a|s), a ~ π. Needs a fixed temperature (a float ``ent_coef``,
             as in the paper) and ``critic_backup`` "min" or "mean". V has the critics' ``net_arch``.
+        use_sde: explore with generalized State-Dependent Exploration (gSDE, Raffin et al. 2021,
+            ``easyrl.sde``): the noise is θ_s(s) θ_ε, the actor's last hidden features times an
+            exploration matrix θ_ε ~ N(0, σ²) held between redraws, with σ learned. Its
+            ``policy_kwargs``: ``log_std_init`` (log σ's initial value, -3), ``use_expln`` (σ by
+            expln instead of exp, False), ``full_std`` (one σ per feature and action, not per feature,
+            True) and ``clip_mean`` (bound of the mean before tanh, 2.0; 0 for none).
+        sde_sample_freq: with gSDE, redraw the exploration matrix every this many steps (of each env);
+            -1 only at the start of each rollout (every ``train_freq``).
+        use_sde_at_warmup: with gSDE, act with the policy's gSDE noise during the first
+            ``learning_starts`` steps, instead of uniform random actions.
 
     Defaults follow SB3: learning_rate 3e-4, buffer_size 1M, learning_starts 100, batch_size 256,
     tau 0.005, gamma 0.99, train_freq 1, gradient_steps 1, net_arch [256, 256].
@@ -88,10 +98,14 @@ class SAC(OffPolicyAlgorithm[SACPolicy]):
     num_actor_samples: int = 1
     backup_entropy: bool = True
     value_network: bool = False
+    use_sde: bool = False
+    sde_sample_freq: int = -1
+    use_sde_at_warmup: bool = False
 
     algorithm_name: ClassVar[str] = "SAC"
     default_n_critics: ClassVar[int] = 2
-    _setup_params = OffPolicyAlgorithm._setup_params | {"ent_coef", "value_network"}
+    _setup_params = OffPolicyAlgorithm._setup_params | {"ent_coef", "value_network", "use_sde"}
+    policy_kwargs_keys = OffPolicyAlgorithm.policy_kwargs_keys | gsde.POLICY_KWARGS_KEYS
 
     def _constraints(self) -> dict[str, v.Constraint]:
         auto = v.Satisfies(
@@ -120,7 +134,7 @@ class SAC(OffPolicyAlgorithm[SACPolicy]):
         activation = policy_kwargs.get("activation_fn", nn.ReLU)
         actor_arch, critic_arch = (v.net_arch(policy_kwargs, p, self.default_net_arch) for p in ("pi", "qf"))
         features = PolicyFeatures(space, self._param("policy"), policy_kwargs)
-        actor = SquashedGaussianActor(features.actor(), action_dim, actor_arch, activation)
+        actor = self._build_actor(features.actor(), action_dim, actor_arch, activation, policy_kwargs)
         n_critics = policy_kwargs.get("n_critics", self.default_n_critics)
         critic = CriticEnsemble(features.critic(), action_dim, critic_arch, activation, n_critics=n_critics)
         policy = SACPolicy(actor, critic, has_value=self.value_network)
