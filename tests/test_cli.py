@@ -136,7 +136,10 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["info"])
     assert exited.value.code == 2
-    assert "usage: easyrl info" in capsys.readouterr().err
+    # One line naming the problem and where the usage is (issue 16), not argparse's usage block.
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "easyrl info: the following arguments are required: path (see easyrl info --help)"
+    )
 
 
 def test_python_dash_m_easyrl(files: Path) -> None:

@@ -36,3 +36,36 @@ def test_her_examples_train_and_report_a_success_rate(name: str) -> None:
 def test_pixels_example_trains_from_rendered_frames() -> None:
     out = run_example("pixels_pendulum.py", "--steps", "120", "--size", "36")
     assert re.search(r"Evaluation over 10 episodes: mean return -?[0-9.]+ \+/- [0-9.]+", out), out
+
+
+# Every other example in its short mode (a flag capping the steps), so none can rot unnoticed; the
+# patterns are what each one prints when it ran end to end.
+SHORT_RUNS: dict[str, tuple[list[str], str]] = {
+    "quickstart.py": (
+        ["--steps", "150", "--out", "{tmp}/sac.zip"],
+        r"Evaluation over 10 episodes: mean return -?\d",
+    ),
+    "td3_pendulum.py": (["--steps", "150", "--out", "{tmp}/td3.zip"], r"Saved the model to .*td3\.zip"),
+    "ddpg_paper_setup.py": (["--steps", "150"], r"Evaluation over 10 episodes: mean return -?\d"),
+    "early_stopping.py": (["--timesteps", "150"], r"Trained all 150 steps"),
+    "ablation.py": (
+        ["--steps", "120", "--seeds", "1", "--eval-episodes", "1", "--variants", "default", "n_steps=3"],
+        r"\| `n_steps=3` \| -?\d",
+    ),
+    "experiment_workflow.py": (
+        "--steps 200 --seeds 2 --eval-freq 100 --eval-episodes 1 --output {tmp}/runs --plot {tmp}/curve.png".split(),
+        r"Learning curves \(mean ± 1 std over 2 seeds\)",
+    ),
+}
+IN_OTHER_TESTS = {"her_point_goal.py", "her_fetch_reach.py", "pixels_pendulum.py"}
+
+
+def test_every_example_is_run_by_a_test() -> None:
+    assert {path.name for path in EXAMPLES.glob("*.py")} == set(SHORT_RUNS) | IN_OTHER_TESTS
+
+
+@pytest.mark.parametrize("name", sorted(SHORT_RUNS))
+def test_example_runs_in_its_short_mode(name: str, tmp_path: Path) -> None:
+    args, pattern = SHORT_RUNS[name]
+    out = run_example(name, *(arg.format(tmp=tmp_path) for arg in args))
+    assert re.search(pattern, out), out[-3000:]
