@@ -40,6 +40,7 @@ def test_pixels_example_trains_from_rendered_frames() -> None:
 
 # Every other example in its short mode (a flag capping the steps), so none can rot unnoticed; the
 # patterns are what each one prints when it ran end to end.
+WORKFLOW_SHORT = ["--steps", "200", "--seeds", "2", "--eval-freq", "100", "--eval-episodes", "1"]
 SHORT_RUNS: dict[str, tuple[list[str], str]] = {
     "quickstart.py": (
         ["--steps", "150", "--out", "{tmp}/sac.zip"],
@@ -53,7 +54,7 @@ SHORT_RUNS: dict[str, tuple[list[str], str]] = {
         r"\| `n_steps=3` \| -?\d",
     ),
     "experiment_workflow.py": (
-        "--steps 200 --seeds 2 --eval-freq 100 --eval-episodes 1 --output {tmp}/runs --plot {tmp}/curve.png".split(),
+        [*WORKFLOW_SHORT, "--output", "{tmp}/runs", "--plot", "{tmp}/curve.png"],
         r"Learning curves \(mean ± 1 std over 2 seeds\)",
     ),
 }
