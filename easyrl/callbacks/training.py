@@ -24,19 +24,38 @@ class ProgressBarCallback(BaseCallback):
         self.pbar: Any = None
 
     def _on_training_start(self) -> None:
+        from rich import get_console
         from rich.progress import BarColumn, TimeElapsedColumn, TimeRemainingColumn
         from tqdm import TqdmExperimentalWarning
         from tqdm.rich import FractionColumn, RateColumn, tqdm
 
         model = self._model
-        columns = (
-            "[progress.percentage]{task.percentage:>4.0f}%", BarColumn(bar_width=None), FractionColumn(),
-            "[", TimeElapsedColumn(), "<", TimeRemainingColumn(), ",", RateColumn(unit="steps"), "]",
-            "[progress.description]{task.description}",
+        total = model._total_timesteps - model.num_timesteps
+        # Fewer pieces on a narrow terminal, so none is cut or wrapped (issue 16: at 80 columns the full
+        # set cut the step count to "5,000/5,0…" and wrapped the rate); the bar takes what is left.
+        percent, fraction = "[progress.percentage]{task.percentage:>4.0f}%", FractionColumn()
+        rate, description = RateColumn(unit="steps"), "[progress.description]{task.description}"
+        layouts = (
+            (percent, fraction, "[", TimeElapsedColumn(), "<", TimeRemainingColumn(), ",", rate, "]", description),
+            (percent, fraction, TimeRemainingColumn(), rate, description),
+            (percent, fraction, rate),
         )  # fmt: skip
+        # The widest text of each piece: the step count "n/total", "99,999 steps/s", "mean return -12345.6",
+        # 7 per time and 1 per bracket; plus a space between columns and 10 for the bar.
+        widths = {id(percent): 5, id(fraction): 2 * len(f"{total:,}") + 1, id(rate): 14, id(description): 20}
+        layout = next(
+            (
+                columns
+                for columns in layouts
+                if sum(widths.get(id(c), 1 if isinstance(c, str) else 7) + 1 for c in columns) + 10
+                <= get_console().width
+            ),
+            (percent, fraction),
+        )
+        columns = (layout[0], BarColumn(bar_width=None), *layout[1:])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", TqdmExperimentalWarning)  # tqdm calls its rich bar "experimental"
-            self.pbar = tqdm(total=model._total_timesteps - model.num_timesteps, progress=columns)
+            self.pbar = tqdm(total=total, progress=columns)
 
     def _on_step(self) -> bool:
         assert self.pbar is not None
