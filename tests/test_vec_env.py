@@ -154,7 +154,7 @@ def test_get_env_of_a_model_built_from_an_id_steps_its_training_envs() -> None:
     obs = vec_env.reset()  # SB3's loop: obs = env.reset(); obs, r, d, i = env.step(model.predict(obs)[0])
     for _ in range(5):
         obs, rewards, _, infos = vec_env.step(model.predict(obs)[0])
-    assert obs.shape == (1, 3) and rewards.shape == (1,) and infos[0] == {}
+    assert obs.shape == (1, 3) and rewards.shape == (1,) and infos[0] == {"TimeLimit.truncated": False}
     # The model's episode in progress ended where the user took the envs over; training goes on.
     buffer = model.replay_buffer
     assert buffer._ended_host[(buffer.pos[0] - 1) % buffer.rows, 0]
@@ -203,4 +203,16 @@ def test_callbacks_read_sb3s_infos_list(n_envs: int) -> None:
                 assert info["terminal_observation"].shape == (3,)
             else:
                 assert "terminal_observation" not in info and "episode" not in info
+                assert info["TimeLimit.truncated"] is False
     assert callback.step is not None and isinstance(callback.step.infos, dict)  # the typed data is kept
+
+
+def test_evaluate_policy_on_get_env_runs_whole_episodes_and_training_goes_on() -> None:
+    from easyrl import evaluate_policy
+
+    model = SAC("Pendulum-v1", seed=0, **FAST).learn(60)
+    returns, lengths = evaluate_policy(model, model.get_env(), n_eval_episodes=2, return_episode_rewards=True)
+    assert lengths == [200, 200] and len(returns) == 2
+    assert model._last_obs is None  # the episode in progress ended where evaluation took the envs
+    model.learn(40, reset_num_timesteps=False)
+    assert model.num_timesteps == 100

@@ -176,7 +176,9 @@ def test_normalize_setting_builds_the_models_own_statistics(normalize: Any, tmp_
 def test_invalid_normalize_values_are_named() -> None:
     with pytest.raises(ValueError, match=r"normalize=3 is invalid"):
         SAC("Pendulum-v1", normalize=3, **FAST).learn(1)
-    with pytest.raises(ValueError, match=r"normalize='dict\(oops' is invalid"):
+    with pytest.raises(
+        ValueError, match=r"normalize='dict\(oops' cannot be read: it is not valid Python syntax"
+    ):
         SAC("Pendulum-v1", normalize="dict(oops", **FAST).learn(1)
     with pytest.raises(ValueError, match="norm_obsx"):
         SAC("Pendulum-v1", normalize=dict(norm_obsx=True), **FAST).learn(1)
@@ -215,8 +217,8 @@ def test_checkpoint_callback_saves_the_statistics_too(tmp_path: Path) -> None:
 @pytest.mark.parametrize("payload", PAYLOADS, ids=lambda p: p.__name__)
 def test_a_crafted_statistics_member_cannot_run_code(
     tmp_path: Path,
-    marker: Path,
-    payload: type[TouchPayload],  # noqa: F811 (the fixture)
+    marker: Path,  # noqa: F811 (the fixture imported above)
+    payload: type[TouchPayload],
 ) -> None:
     model, _ = trained_on_vec_normalize(60)
     path = model.save(tmp_path / "model.zip")

@@ -69,7 +69,7 @@ class TrainingLoop:
 
         def _configure_logger(self, tb_log_name: str | None, reset_num_timesteps: bool) -> None: ...
 
-        def _dump_logs(self) -> None: ...
+        def dump_logs(self) -> None: ...
 
         def _update(self, batch: ReplayBatch) -> dict[str, torch.Tensor]:
             """One gradient step on ``batch``; returns statistics as (device) tensors."""
@@ -175,7 +175,7 @@ class TrainingLoop:
                 for _ in range(ended.size):
                     state.episode_num += 1
                     if log_interval is not None and state.episode_num % log_interval == 0:
-                        self._dump_logs()
+                        self.dump_logs()
             if not callback.on_step():
                 callback.on_rollout_end()
                 return steps, False

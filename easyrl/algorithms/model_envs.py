@@ -10,7 +10,6 @@ until ``set_env`` gives it a real env.
 
 from __future__ import annotations
 
-import ast
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +23,7 @@ from easyrl.envs.vec_normalize import VecNormalize
 from easyrl.normalization import SETTINGS, Normalizer
 from easyrl.observations import obs_equal
 from easyrl.validation import check_keys
+from easyrl.zoo import parse_expression
 
 if TYPE_CHECKING:
     from easyrl.algorithms.base import OffPolicyAlgorithm
@@ -143,17 +143,14 @@ def built_by_easyrl(env: Any) -> bool:
 def normalize_settings(normalize: Any, gamma: float) -> dict[str, Any] | None:
     """The ``Normalizer`` settings that ``normalize`` asks for (rl-zoo's forms), or None for none.
 
-    ``True`` is SB3's ``VecNormalize`` defaults, a dict (or rl-zoo's string of one, read as a Python
-    literal, never evaluated) sets some of them; the running return's ``gamma`` is the model's unless set.
+    ``True`` is SB3's ``VecNormalize`` defaults, a dict (or rl-zoo's string of one, read by
+    :func:`easyrl.zoo.parse_expression`, never evaluated) sets some of them; the running return's ``gamma`` is the model's unless set.
     """
     if normalize is False or normalize is None:
         return None
     settings: Any = {} if normalize is True else normalize
-    if isinstance(settings, str):
-        try:
-            settings = ast.literal_eval(settings)
-        except (ValueError, SyntaxError):
-            settings = None
+    if isinstance(settings, str):  # rl-zoo's string, read from its syntax tree (never evaluated)
+        settings = parse_expression(settings, "normalize")
     if not isinstance(settings, dict):
         raise ValueError(
             f"normalize={normalize!r} is invalid: pass True, False, or a dict of VecNormalize settings such as "

@@ -100,7 +100,9 @@ class ReportingMixin:
         self.logger = logger
         self._custom_logger = True
 
-    def _dump_logs(self) -> None:
+    def dump_logs(self) -> None:
+        """Record the rollout and time statistics and write the logs (SB3's name; ``learn`` calls it every
+        ``log_interval`` episodes, ``LogEveryNTimesteps`` every n steps)."""
         state = self.training_state
         elapsed = max(time.perf_counter() - self._start_time, 1e-9)
         fps = int((state.num_timesteps - self._start_timesteps) / elapsed)

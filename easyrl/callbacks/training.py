@@ -96,14 +96,15 @@ class EveryNTimesteps(EventCallback):
 
 
 class LogEveryNTimesteps(EveryNTimesteps):
-    """Dumps the model's logger (writes what was recorded since the last dump) every ``n_steps`` env
-    steps, counted over all envs: logging by steps rather than by episodes (``learn(log_interval=...)``)."""
+    """Writes the model's logs (``model.dump_logs()``: the rollout and time statistics and what was recorded
+    since the last dump) every ``n_steps`` env steps, counted over all envs: logging by steps rather than by
+    episodes (``learn(log_interval=...)``), as SB3's does."""
 
     def __init__(self, n_steps: int) -> None:
         super().__init__(n_steps, callback=ConvertCallback(self._log_data))
 
     def _log_data(self, _locals: Mapping[str, Any], _globals: dict[str, Any]) -> bool:
-        self.logger.dump(self.num_timesteps)
+        self._model.dump_logs()
         return True
 
 

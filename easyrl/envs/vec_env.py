@@ -328,8 +328,8 @@ def sb3_infos(
     """A gymnasium vector step's infos as SB3's list of per-env dicts.
 
     Where env ``i``'s episode ended, its dict is the info of its last step (gymnasium's ``final_info`` in
-    ``SAME_STEP`` mode), with SB3's ``terminal_observation`` (``final_obs(i)``, copied),
-    ``TimeLimit.truncated`` and the episode statistics under ``"episode"`` (``{"r", "l", "t"}``).
+    ``SAME_STEP`` mode), with SB3's ``terminal_observation`` (``final_obs(i)``, copied) and the episode
+    statistics under ``"episode"`` (``{"r", "l", "t"}``); every env's dict has ``TimeLimit.truncated``.
     """
     per_env = [unbatch_info(infos, i) for i in range(len(terminated))]
     final_infos = infos.get("final_info")
@@ -338,9 +338,10 @@ def sb3_infos(
             episode = {k: v for k, v in per_env[i].items() if k in ("episode", STATS_KEY)}
             per_env[i] = {**unbatch_info(final_infos, i), **episode}
         per_env[i]["terminal_observation"] = copy_obs(final_obs(i))
-        per_env[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
         if STATS_KEY in per_env[i]:
             per_env[i].setdefault("episode", per_env[i].pop(STATS_KEY))
+    for i, info in enumerate(per_env):  # in every step's info, as SB3's vec envs write it
+        info["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
     return per_env
 
 

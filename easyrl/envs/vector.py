@@ -13,6 +13,7 @@ env passed in by the user may also use gymnasium's default ``NEXT_STEP`` mode, a
 
 from __future__ import annotations
 
+import copy
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv, VectorWrap
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 from easyrl.envs.vec_env import STATS_KEY, VecEnv
-from easyrl.observations import Obs, as_numpy, copy_obs, set_rows
+from easyrl.observations import Obs, as_numpy, copy_obs, obs_row, set_rows
 
 EnvLike: TypeAlias = str | gym.Env | VectorEnv | VecEnv | Callable[[], gym.Env]
 """An env id, an env instance, a vector env (gymnasium's, or SB3's interface: ``DummyVecEnv`` and the
@@ -67,7 +68,11 @@ def to_vector_env(env: EnvLike, n_envs: int = 1, *, autoreset: bool = True) -> V
     """
     mode = AutoresetMode.SAME_STEP if autoreset else AutoresetMode.DISABLED
     if isinstance(env, VecEnv):  # SB3's interface (VecNormalize too): the gymnasium vector env inside
+        if env.unwrapped.before_use is not None:  # a model's training envs: its episodes end here
+            env.unwrapped.before_use()
         env = env.vector_env
+        if autoreset and autoreset_mode(env) == AutoresetMode.DISABLED:  # e.g. evaluating on get_env()
+            return _SameStepReset(env)
     if isinstance(env, VectorEnv):
         vec_env = env
     elif isinstance(env, str):
@@ -119,6 +124,30 @@ class _OwnResetOptions(VectorWrapper):
     ) -> tuple[Any, dict[str, Any]]:
         seeds: Any = seed  # gymnasium's annotation says int, but vector envs take one seed per env
         return self.env.reset(seed=seeds, options=None if options is None else dict(options))
+
+
+class _SameStepReset(VectorWrapper):
+    """Resets each env whose episode ended in the same step (gymnasium's ``SAME_STEP`` mode), over envs whose
+    autoreset is disabled: the training envs a model built, when the user evaluates on ``model.get_env()``."""
+
+    def __init__(self, env: VectorEnv) -> None:
+        super().__init__(env)
+        self.metadata = {**env.metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        obs, rewards, terminated, truncated, infos = self.env.step(actions)
+        dones = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
+        if dones.any():
+            final_obs = [obs_row(obs, i) if done else None for i, done in enumerate(dones)]
+            final_info = dict(infos)
+            key = episode_statistics_key(self.env)
+            # Copies: the statistics wrapper hands out its own arrays, which the masked reset clears.
+            statistics = {k: copy.deepcopy(v) for k, v in infos.items() if key and k in (key, f"_{key}")}
+            obs, reset_infos = self.env.reset(options={"reset_mask": dones.copy()})
+            infos = {**reset_infos, **statistics}
+            infos.update(final_obs=np.array(final_obs, dtype=object), _final_obs=dones, final_info=final_info)
+            infos["_final_info"] = dones
+        return obs, rewards, terminated, truncated, infos
 
 
 def _checked_factory_call(factory: Callable[[], Any]) -> gym.Env:
