@@ -15,6 +15,7 @@ import gymnasium as gym
 
 from easyrl.envs.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 from easyrl.envs.vector import check_env_id
+from easyrl.monitor import Monitor
 
 
 def make_vec_env(
@@ -62,8 +63,6 @@ def make_vec_env(
 
     def make_env(rank: int) -> Callable[[], gym.Env[Any, Any]]:
         def build() -> gym.Env[Any, Any]:
-            from easyrl.monitor import Monitor  # TODO(top-level once easyrl.monitor lands)
-
             if isinstance(env_id, str):
                 # SB3 asks for rgb_array frames, so that the envs can be rendered to video.
                 try:
