@@ -291,3 +291,9 @@ def test_a_model_trains_on_subprocess_envs_with_vec_normalize() -> None:
         assert env.obs_rms.count > 120  # type: ignore[union-attr]
     finally:
         env.close()
+
+
+def test_get_vec_normalize_env_is_sb3s() -> None:
+    model, env = trained_on_vec_normalize(60)
+    assert model.get_vec_normalize_env() is env
+    assert SAC("Pendulum-v1", normalize=True, **FAST).get_vec_normalize_env() is None

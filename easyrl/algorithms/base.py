@@ -29,8 +29,8 @@ from easyrl.algorithms.registry import register
 from easyrl.algorithms.reporting import ReportingMixin
 from easyrl.algorithms.training_state import FromTrainingState, TrainingState
 from easyrl.buffers import ReplayBatch, ReplayBuffer, replay_buffer_class
-from easyrl.envs import EnvLike, EnvStepper, env_id_of, to_vector_env
-from easyrl.envs.vec_env import VecEnv
+from easyrl.envs import EnvLike, EnvStepper, VecNormalize, env_id_of, to_vector_env
+from easyrl.envs.vec_env import VecEnv, unwrap_vec_env
 from easyrl.logger import Logger, configure
 from easyrl.networks import Policy
 from easyrl.noise import ActionNoise
@@ -325,6 +325,10 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, PolicyAttribut
         """The training envs behind SB3's ``VecEnv`` interface (the ``VecEnv`` given, if one was)."""
         self._setup()
         return model_envs.model_vec_env(self)
+
+    def get_vec_normalize_env(self) -> VecNormalize | None:
+        """The ``VecNormalize`` the model trains on, if any (SB3's name; ``normalize=`` makes none)."""
+        return unwrap_vec_env(self.get_env(), VecNormalize)
 
     def set_env(self, env: EnvLike) -> None:
         """Train on ``env`` from now on (same spaces and number of envs); its episodes start afresh.

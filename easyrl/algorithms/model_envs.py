@@ -175,7 +175,6 @@ def attach_env(model: OffPolicyAlgorithm[Any], env: Any) -> None:
                 "The env is a VecNormalize and normalize is set too: normalise once, either with VecNormalize "
                 "(SB3's way) or with normalize=..., not both."
             )
-        assert isinstance(wrapper, VecNormalize)
         previous = model.__dict__.get("_normalizer")
         if (
             previous is not None and wrapper.normalizer.fresh
@@ -192,10 +191,9 @@ def attach_env(model: OffPolicyAlgorithm[Any], env: Any) -> None:
 
 def restore_normalizer(model: OffPolicyAlgorithm[Any], normalizer: Normalizer) -> None:
     """The statistics of a model file: the model's from now on, unless its ``VecNormalize`` env has its own."""
-    wrapper = (
-        unwrap_vec_env(model._param("env"), VecNormalize) if isinstance(model._param("env"), VecEnv) else None
-    )
-    if isinstance(wrapper, VecNormalize):
+    env = model._param("env")
+    wrapper = unwrap_vec_env(env, VecNormalize) if isinstance(env, VecEnv) else None
+    if wrapper is not None:
         if wrapper.normalizer.fresh:
             wrapper.normalizer = normalizer
         model._normalizer = wrapper.normalizer

@@ -14,7 +14,7 @@ vector envs stay easyrl's native path.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import gymnasium as gym
 import numpy as np
@@ -23,6 +23,7 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, Vecto
 from easyrl.observations import Obs, copy_obs, obs_row
 
 Indices = int | Iterable[int] | None
+WrapperT = TypeVar("WrapperT", bound="VecEnv")
 
 STATS_KEY = "easyrl_episode"
 """The info key under which the vector envs easyrl builds report finished episodes (SB3 reads ``episode``)."""
@@ -299,7 +300,7 @@ class VecEnvWrapper(VecEnv):
         return f"{type(self).__name__}({self.venv!r})"
 
 
-def unwrap_vec_env(env: VecEnv, wrapper_class: type[VecEnv]) -> VecEnv | None:
+def unwrap_vec_env(env: VecEnv, wrapper_class: type[WrapperT]) -> WrapperT | None:
     """The first ``wrapper_class`` in the chain of VecEnv wrappers from ``env`` inward, or None."""
     while True:
         if isinstance(env, wrapper_class):
