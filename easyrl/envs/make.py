@@ -39,11 +39,13 @@ def make_vec_env(
         seed: env ``i`` is seeded with ``seed + i`` at the first ``reset`` (and its action space too).
         start_index: the rank of the first env (its monitor file is ``<monitor_dir>/<rank>.monitor.csv``).
         monitor_dir: where each env's ``Monitor`` writes its episodes (None: not written).
-        wrapper_class, wrapper_kwargs: a wrapper applied to each env, after the ``Monitor``.
+        wrapper_class: a wrapper applied to each env, after the ``Monitor``.
         env_kwargs: keyword arguments of ``gym.make`` (or of ``env_id`` when it is a function).
         vec_env_cls: :class:`DummyVecEnv` (the default: every env in this process) or
-            :class:`SubprocVecEnv` (one process per env), with ``vec_env_kwargs``.
+            :class:`SubprocVecEnv` (one process per env).
+        vec_env_kwargs: keyword arguments of ``vec_env_cls``.
         monitor_kwargs: keyword arguments of each :class:`~easyrl.monitor.Monitor`.
+        wrapper_kwargs: keyword arguments of ``wrapper_class``.
     """
     if isinstance(env_id, str):
         check_env_id(env_id)
