@@ -163,7 +163,8 @@ def _train(args: argparse.Namespace) -> int:
         config = experiment.run_config(args.algo, args.env, **options, device=args.device or "auto",
                                        tensorboard=args.tensorboard)  # fmt: skip
         source = "easyrl's tuned settings" if config["tuned"] else f"{config['algorithm'].upper()}'s defaults"
-        print(f"# {config['algorithm']} on {config['env']}: {source}, with your changes")
+        changed = ", with your changes" if args.hyperparams or args.param else ""
+        print(f"# {config['algorithm']} on {config['env']}: {source}{changed}")
         print(hyperparams.dump(config["hyperparams"]), end="")
         print("# run options")
         print(hyperparams.dump({**config["run"], "seed": config["seed"]}), end="")
