@@ -92,7 +92,9 @@ def test_predict_is_deterministic_either_way(estimator: type[TD3]) -> None:
     assert np.array_equal(stochastic, deterministic)  # the exploration noise is for training only
 
 
-RATE_OR_NONE = "a number > 0 or a callable or 'lin_<value>' or None (to follow learning_rate)."
+RATE_OR_NONE = (
+    "a number > 0 or a callable or 'lin_<value>' or 'constant_<value>' or None (to follow learning_rate)."
+)
 
 
 @pytest.mark.parametrize(
