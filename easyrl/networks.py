@@ -39,7 +39,7 @@ from easyrl.validation import policy_name
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 """Bounds of the SAC actor's log standard deviation (as in SB3 and the authors' code)."""
 
-_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def mlp(input_dim: int, hidden: Sequence[int], activation_fn: type[nn.Module]) -> MLP:
@@ -143,6 +143,12 @@ class FromObservations(nn.Module):
         return [p for p in self.parameters() if id(p) not in shared]
 
 
+def log_det_tanh(pre_tanh: torch.Tensor) -> torch.Tensor:
+    """log(1 − tanh(u)²), elementwise, as 2 (log 2 − u − softplus(−2u)): the tanh change of variables
+    of a squashed Gaussian's log-probability, stable where tanh saturates."""
+    return 2.0 * (math.log(2.0) - pre_tanh - nn.functional.softplus(-2.0 * pre_tanh))
+
+
 class SquashedGaussianActor(FromObservations):
     """SAC's policy: a = tanh(u), u ~ N(μ(s), σ(s)²), with state-dependent, clamped log σ."""
 
@@ -178,9 +184,11 @@ class SquashedGaussianActor(FromObservations):
         if not reparameterize:
             pre_tanh = pre_tanh.detach()
             noise = (pre_tanh - mean) / log_std.exp()
-        gaussian_log_prob = -0.5 * noise.pow(2) - log_std - _LOG_SQRT_2PI
-        log_det_tanh = 2.0 * (math.log(2.0) - pre_tanh - nn.functional.softplus(-2.0 * pre_tanh))
-        return torch.tanh(pre_tanh), (gaussian_log_prob - log_det_tanh).sum(dim=-1)
+        gaussian_log_prob = -0.5 * noise.pow(2) - log_std - LOG_SQRT_2PI
+        log_prob = (gaussian_log_prob - log_det_tanh(pre_tanh)).sum(
+            dim=-1
+        )  # before tanh(u): graph order sets rounding
+        return torch.tanh(pre_tanh), log_prob
 
     def act(
         self, obs: TensorObs, deterministic: bool, generator: torch.Generator | None = None

@@ -16,7 +16,6 @@ or, with ``use_expln``, the paper's expln.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,7 +23,7 @@ import torch
 from torch import nn
 
 from easyrl import validation as v
-from easyrl.networks import Features, FromObservations, mlp
+from easyrl.networks import LOG_SQRT_2PI, Features, FromObservations, log_det_tanh, mlp
 
 POLICY_KWARGS: dict[str, Any] = {"log_std_init": -3.0, "use_expln": False, "full_std": True, "clip_mean": 2.0}
 """The ``policy_kwargs`` entries that configure gSDE, with their defaults (SB3's for SAC)."""
@@ -38,8 +37,6 @@ _CONSTRAINTS: dict[str, v.Constraint] = {
 
 VARIANCE_EPSILON = 1e-6
 """Added to the noise's variance, as SB3 does, so that it stays positive where the latent is all zeros."""
-
-_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def check_policy_kwargs(policy_kwargs: Mapping[str, Any] | None, use_sde: bool) -> None:
@@ -134,7 +131,7 @@ class StateDependentActor(FromObservations):
         """Sample actions and their log-probabilities, shapes (B, A) and (B,), with a fresh matrix.
 
         log π(a|s) = Σ_j log N(u_j; μ_j(s), Σ_i θ_s(s)_i² σ_ij² + ε) − Σ_j log(1 − tanh(u_j)²), the
-        tanh term computed as in ``SquashedGaussianActor``. ``reparameterize=False`` holds the sample
+        tanh term from :func:`~easyrl.networks.log_det_tanh`. ``reparameterize=False`` holds the sample
         fixed, so that only log π carries gradients (score-function estimates).
         """
         mean, latent = self._mean_and_latent(obs)
@@ -146,9 +143,11 @@ class StateDependentActor(FromObservations):
         if not reparameterize:
             pre_tanh = pre_tanh.detach()
         variance = latent.pow(2) @ std.pow(2) + VARIANCE_EPSILON  # (B, A), or (B, 1) shared by every action
-        gaussian_log_prob = -0.5 * (pre_tanh - mean).pow(2) / variance - 0.5 * variance.log() - _LOG_SQRT_2PI
-        log_det_tanh = 2.0 * (math.log(2.0) - pre_tanh - nn.functional.softplus(-2.0 * pre_tanh))
-        return torch.tanh(pre_tanh), (gaussian_log_prob - log_det_tanh).sum(dim=-1)
+        gaussian_log_prob = -0.5 * (pre_tanh - mean).pow(2) / variance - 0.5 * variance.log() - LOG_SQRT_2PI
+        log_prob = (gaussian_log_prob - log_det_tanh(pre_tanh)).sum(
+            dim=-1
+        )  # before tanh(u): graph order sets rounding
+        return torch.tanh(pre_tanh), log_prob
 
     def act(self, obs: Any, deterministic: bool, generator: torch.Generator | None = None) -> torch.Tensor:
         """Actions only: tanh of the mean, or of the mean plus the held matrices' noise (no draw)."""
