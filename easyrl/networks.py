@@ -185,9 +185,8 @@ class SquashedGaussianActor(FromObservations):
             pre_tanh = pre_tanh.detach()
             noise = (pre_tanh - mean) / log_std.exp()
         gaussian_log_prob = -0.5 * noise.pow(2) - log_std - LOG_SQRT_2PI
-        log_prob = (gaussian_log_prob - log_det_tanh(pre_tanh)).sum(
-            dim=-1
-        )  # before tanh(u): graph order sets rounding
+        # Summed before tanh(u) is taken: the autograd graph's order sets the gradients' rounding.
+        log_prob = (gaussian_log_prob - log_det_tanh(pre_tanh)).sum(dim=-1)
         return torch.tanh(pre_tanh), log_prob
 
     def act(

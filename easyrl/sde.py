@@ -144,9 +144,8 @@ class StateDependentActor(FromObservations):
             pre_tanh = pre_tanh.detach()
         variance = latent.pow(2) @ std.pow(2) + VARIANCE_EPSILON  # (B, A), or (B, 1) shared by every action
         gaussian_log_prob = -0.5 * (pre_tanh - mean).pow(2) / variance - 0.5 * variance.log() - LOG_SQRT_2PI
-        log_prob = (gaussian_log_prob - log_det_tanh(pre_tanh)).sum(
-            dim=-1
-        )  # before tanh(u): graph order sets rounding
+        # Summed before tanh(u) is taken: the autograd graph's order sets the gradients' rounding.
+        log_prob = (gaussian_log_prob - log_det_tanh(pre_tanh)).sum(dim=-1)
         return torch.tanh(pre_tanh), log_prob
 
     def act(self, obs: Any, deterministic: bool, generator: torch.Generator | None = None) -> torch.Tensor:
