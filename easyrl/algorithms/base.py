@@ -21,7 +21,7 @@ from gymnasium.vector import VectorEnv
 
 from easyrl import extractors
 from easyrl import validation as v
-from easyrl.algorithms import model_envs, model_file, replay_file
+from easyrl.algorithms import model_envs, model_file, replay_file, sb3_import
 from easyrl.algorithms.estimator import BuiltFrom, Estimator
 from easyrl.algorithms.loop import TrainingLoop
 from easyrl.algorithms.policies import PolicyAttributes, describe
@@ -132,6 +132,7 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, PolicyAttribut
     _last_obs = FromTrainingState("last_obs")
     ep_info_buffer = FromTrainingState("episode_stats")
     ep_success_buffer = FromTrainingState("success_stats")
+    load_sb3 = sb3_import.LoadSB3()  # SB3's zips, imported without unpickling (sb3_import.py)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -261,7 +261,7 @@ class ZipReader:
         if METADATA_NAME not in seen:
             hint = ""
             if "_stable_baselines3_version" in seen:
-                hint = " It looks like a Stable-Baselines3 file."
+                hint = " It looks like a Stable-Baselines3 file: import it with easyrl.import_sb3(path) or SAC.load_sb3(path) (TD3, DDPG), which never unpickle."
             elif any(member.endswith("data.pkl") for member in seen):
                 hint = " It looks like a file written by torch.save()."
             raise self.error(f"is not an easyrl file: it has no {METADATA_NAME}.{hint}")
