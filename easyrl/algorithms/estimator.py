@@ -59,7 +59,8 @@ class Estimator:
 
     @classmethod
     def _param_fields(cls) -> tuple[dataclasses.Field[Any], ...]:
-        return dataclasses.fields(cls)  # type: ignore[arg-type]
+        # In the constructor's order: positional fields first, even those a base class declares later.
+        return tuple(sorted(dataclasses.fields(cls), key=lambda f: f.kw_only is True))  # type: ignore[arg-type]
 
     def _param(self, name: str) -> Any:
         if f"_{name}_argument" in self.__dict__:

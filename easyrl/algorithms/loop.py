@@ -3,21 +3,42 @@
 Collect with the current policy (uniform random actions before ``learning_starts``), add
 exploration noise if any, store, and every ``train_freq`` env steps run ``gradient_steps`` updates
 (times the number of envs, so the update-to-data ratio is the one the user set) of ``batch_size``.
-Everything the loop counts and draws is the model's :class:`TrainingState`.
+Everything the loop counts and draws is the model's :class:`TrainingState`, including how far
+the current rollout has gone, so that a checkpoint saved by a callback inside a rollout resumes
+exactly. What goes wrong (signals, non-finite values) is handled as faults.py describes.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Self, cast
 
 import numpy as np
 import torch
 
 from easyrl import validation as v
+from easyrl.algorithms.faults import (
+    FAULT_CONSTRAINTS,
+    DeferredInterrupts,
+    FaultSettings,
+    check_step,
+    nonfinite_updates_error,
+)
 from easyrl.callbacks import BaseCallback, CallbackLike, StepData, TrainingModel, make_callback
 from easyrl.schedules import Schedule, make_schedule
+from easyrl.updates import NonFiniteGuard, guarded
+
+__all__ = ["TrainingLoop", "replay_buffer_path"]
+
+
+def replay_buffer_path(model_path: str | os.PathLike[str]) -> Path:
+    """Where ``learn(save_on_interrupt=path)`` writes the replay buffer: ``<stem>_replay_buffer.zip`` beside it."""
+    path = Path(model_path)
+    return path.with_name(f"{path.stem if path.suffix == '.zip' else path.name}_replay_buffer.zip")
+
 
 if TYPE_CHECKING:
     from easyrl.algorithms.training_state import TrainingState
@@ -29,7 +50,7 @@ if TYPE_CHECKING:
     from easyrl.observations import Obs, TensorObs
 
 
-class TrainingLoop:
+class TrainingLoop(FaultSettings):
     """``learn`` and its phases, for OffPolicyAlgorithm."""
 
     # Provided by OffPolicyAlgorithm.
@@ -52,6 +73,10 @@ class TrainingLoop:
     _custom_logger: bool
     _start_time: float
     _start_timesteps: int
+    _interrupts: DeferredInterrupts
+    _nonfinite: NonFiniteGuard
+    interrupted: bool = False
+    """Whether the last ``learn`` ended with a KeyboardInterrupt (Ctrl-C or SIGTERM)."""
 
     if TYPE_CHECKING:  # defined by OffPolicyAlgorithm, ReportingMixin and each algorithm
 
@@ -71,6 +96,10 @@ class TrainingLoop:
 
         def dump_logs(self) -> None: ...
 
+        def save(self, path: str | os.PathLike[str]) -> Path | None: ...
+
+        def save_replay_buffer(self, path: str | os.PathLike[str]) -> Path | None: ...
+
         def _update(self, batch: ReplayBatch) -> dict[str, torch.Tensor]:
             """One gradient step on ``batch``; returns statistics as (device) tensors."""
             ...
@@ -88,15 +117,24 @@ class TrainingLoop:
         tb_log_name: str | None = None,
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
+        save_on_interrupt: str | os.PathLike[str] | None = None,
     ) -> Self:
         """Train for ``total_timesteps`` env steps (counted over all envs); returns ``self``.
 
         ``log_interval`` is in episodes; ``reset_num_timesteps=False`` continues the step count
         (and the episode in progress) of an earlier ``learn``.
+
+        Ctrl-C (SIGINT) or SIGTERM stops training at the next step or update with a
+        KeyboardInterrupt, leaving the model consistent: it can be saved and trained on.
+        ``save_on_interrupt=path`` then saves the model there, and its replay buffer beside it as
+        ``<stem>_replay_buffer.zip``, before the exception propagates (``CheckpointCallback`` writes
+        a last checkpoint too).
         """
         if not isinstance(total_timesteps, int) or isinstance(total_timesteps, bool) or total_timesteps < 0:
             raise ValueError(f"total_timesteps={total_timesteps!r} is invalid: it must be an integer >= 0.")
         self._setup()
+        v.check_params({name: getattr(self, name) for name in FAULT_CONSTRAINTS}, FAULT_CONSTRAINTS)
+        self.interrupted = False
         state = self.training_state
         self._train_frequency = v.parse_train_freq(self.train_freq)  # may have changed since the last learn
         if reset_num_timesteps:
@@ -120,40 +158,66 @@ class TrainingLoop:
         self._start_timesteps = state.num_timesteps
         self._configure_logger(tb_log_name, reset_num_timesteps)
 
+        loss_names = {
+            optimizer: name.removesuffix("_optimizer") + "_loss"
+            for name, optimizer in vars(self).items()
+            if name.endswith("_optimizer") and isinstance(optimizer, torch.optim.Optimizer)
+        }  # critic_loss, actor_loss, ...: the names of the losses in the logs
+        self._nonfinite = NonFiniteGuard(loss_names, self.max_nonfinite_updates)
         callback_obj = make_callback(callback, progress_bar)
         callback_obj.init_callback(cast(TrainingModel, self))  # an OffPolicyAlgorithm, as callbacks see it
         callback_obj.on_training_start(locals(), globals())
         try:
-            while state.num_timesteps < state.total_timesteps:
-                steps, keep_going = self._collect_rollout(callback_obj, log_interval)
-                if not keep_going:
-                    break
-                if state.num_timesteps > self.learning_starts and self.replay_buffer.n_sampleable > 0:
-                    updates = self.gradient_steps * self.num_envs if self.gradient_steps >= 0 else steps
-                    self._train(updates)
+            with DeferredInterrupts() as self._interrupts:
+                try:
+                    self._run(callback_obj, log_interval)
+                except KeyboardInterrupt:
+                    self.interrupted = True
+                    if save_on_interrupt is not None:
+                        self.save(save_on_interrupt)
+                        self.save_replay_buffer(replay_buffer_path(save_on_interrupt))
+                    raise
+                finally:
+                    callback_obj.on_training_end()  # CheckpointCallback's last checkpoint, if interrupted
         finally:
-            callback_obj.on_training_end()
             if not self._custom_logger:
                 self.logger.close()  # the files of the logger this learn() built; set_logger's stays open
         return self
+
+    def _run(self, callback: BaseCallback, log_interval: int | None) -> None:
+        state = self.training_state
+        while state.num_timesteps < state.total_timesteps:
+            steps, keep_going = self._collect_rollout(callback, log_interval)
+            if not keep_going:
+                state.rollout_steps = state.rollout_episodes = (
+                    0  # stopped by a callback: no rollout continues
+                )
+                break
+            state.rollout_steps = state.rollout_episodes = 0
+            if state.num_timesteps > self.learning_starts and self.replay_buffer.n_sampleable > 0:
+                updates = self.gradient_steps * self.num_envs if self.gradient_steps >= 0 else steps
+                self._train(updates)
+        self._read_nonfinite()
 
     def _collect_rollout(self, callback: BaseCallback, log_interval: int | None) -> tuple[int, bool]:
         """Step the envs until the train frequency is reached; returns (transitions, keep going)."""
         state = self.training_state
         callback.on_rollout_start()
-        steps = episodes = 0
+        # A rollout that a checkpoint interrupted continues where it was (0, 0 otherwise).
+        steps, episodes = state.rollout_steps, state.rollout_episodes
         frequency, unit = self._train_frequency
         while (steps // self.num_envs if unit == "step" else episodes) < frequency:
             if state.num_timesteps >= state.total_timesteps:
                 break
+            self._interrupts.check()  # a safe point: everything below is one step, stored whole
             self._before_env_step(steps // self.num_envs)
             scaled = self._exploration_actions()
             env_actions = self._unscale(scaled)
             result = self._stepper.step(env_actions)
+            if self.check_finite:
+                check_step(result, state.num_timesteps)
             if self._normalizer is not None:
                 self._normalizer.update(result.obs, result.rewards, result.dones, result.valid)
-            state.num_timesteps += self.num_envs
-            steps += self.num_envs
             last_obs = state.last_obs
             assert last_obs is not None
             callback.update_step(StepData(
@@ -165,6 +229,8 @@ class TrainingLoop:
                 last_obs, scaled, result.rewards, result.next_obs,
                 result.terminated, result.truncated, result.valid,
             )  # fmt: skip
+            state.num_timesteps += self.num_envs  # counted once stored
+            steps += self.num_envs
             state.last_obs = result.obs
             state.add_episodes(result)
             ended = np.flatnonzero(result.dones)
@@ -176,6 +242,10 @@ class TrainingLoop:
                     state.episode_num += 1
                     if log_interval is not None and state.episode_num % log_interval == 0:
                         self.dump_logs()
+            state.rollout_steps, state.rollout_episodes = (
+                steps,
+                episodes,
+            )  # what a checkpoint saved now resumes
             if not callback.on_step():
                 callback.on_rollout_end()
                 return steps, False
@@ -184,23 +254,40 @@ class TrainingLoop:
 
     def _train(self, gradient_steps: int) -> None:
         state = self.training_state
+        self._read_nonfinite()  # the previous phase's flags: computed by now, on a GPU too
         progress_remaining = 1.0 - state.num_timesteps / max(state.total_timesteps, 1)
         for optimizer, schedule in self._learning_rate_schedules().items():
             rate = schedule(progress_remaining)
             for group in optimizer.param_groups:
                 group["lr"] = rate
-        for _ in range(gradient_steps):
-            batch = self.replay_buffer.sample(
-                self.batch_size, state.torch_rng, gamma=self.gamma, n_steps=self.n_steps
-            )
-            if self._normalizer is not None:  # raw in the buffer, scaled with the statistics of now
-                batch = self._normalizer.normalize_batch(batch)
-            stats = self._update(batch)
-            state.n_updates += 1
-            for key, value in stats.items():
-                self.logger.record_mean(f"train/{key}", value)
+        with guarded(self._nonfinite):
+            for _ in range(gradient_steps):
+                self._interrupts.check()  # a safe point: between whole updates
+                batch = self.replay_buffer.sample(
+                    self.batch_size, state.torch_rng, gamma=self.gamma, n_steps=self.n_steps
+                )
+                if self._normalizer is not None:  # raw in the buffer, scaled with the statistics of now
+                    batch = self._normalizer.normalize_batch(batch)
+                stats = self._update(batch)
+                self._nonfinite.end_update()
+                state.n_updates += 1
+                for key, value in stats.items():
+                    self.logger.record_mean(f"train/{key}", value)
         self.logger.record("train/n_updates", state.n_updates, exclude="tensorboard")
         self.logger.record("train/learning_rate", make_schedule(self.learning_rate)(progress_remaining))
+
+    def _read_nonfinite(self) -> None:
+        """Count the updates skipped since the last read; raise once too many came in a row."""
+        guard, state = self._nonfinite, self.training_state
+        skipped = guard.read()
+        if not any(skipped):
+            return
+        state.skipped_updates += sum(skipped)
+        self.logger.record("train/skipped_updates", state.skipped_updates)
+        if guard.tripped is not None:
+            position, in_a_row, losses = guard.tripped
+            last_update = state.n_updates - len(skipped) + position
+            raise nonfinite_updates_error(in_a_row, last_update, losses, self.max_nonfinite_updates)
 
     def _exploration_actions(self) -> np.ndarray:
         """Actions in [-1, 1] for the next step: uniform during warm-up, then the policy's, plus noise."""

@@ -50,6 +50,12 @@ class TrainingState:
     """A checkpoint's observations, kept while the model has no env to put back there (see ``set_env``)."""
     success_stats: deque[float] = field(default_factory=deque)
     """``info["is_success"]`` of the last ``stats_window_size`` finished episodes that reported one."""
+    rollout_steps: int = 0
+    """Env steps (over all envs) of the rollout in progress: non-zero only while a callback runs."""
+    rollout_episodes: int = 0
+    """Episodes ended in the rollout in progress (for ``train_freq`` in episodes)."""
+    skipped_updates: int = 0
+    """Updates skipped because a loss or gradient was not finite (``easyrl.updates.NonFiniteGuard``)."""
 
     @classmethod
     def create(
@@ -116,6 +122,8 @@ class TrainingState:
                 "episode_stats": [[float(r), int(n)] for r, n in self.episode_stats],
                 "success_stats": [float(s) for s in self.success_stats],
                 "generator_device": device.type,
+                "rollout": [self.rollout_steps, self.rollout_episodes],
+                "skipped_updates": self.skipped_updates,
             },
         }
         tensors = {"torch_rng": self.torch_rng.get_state(), "predict_rng": self.predict_rng.get_state()}
@@ -152,6 +160,12 @@ class TrainingState:
         self.episode_stats.extend((float(r), int(n)) for r, n in state["episode_stats"])
         self.success_stats.clear()
         self.success_stats.extend(float(s) for s in state.get("success_stats", ()))  # absent from older files
+        rollout = state.get("rollout", [0, 0])  # absent from older files: a checkpoint between rollouts
+        if not isinstance(rollout, list) or len(rollout) != 2:
+            raise ValueError(f"invalid rollout {rollout!r}")
+        self.rollout_steps = read_count({"rollout steps": rollout[0]}, "rollout steps")
+        self.rollout_episodes = read_count({"rollout episodes": rollout[1]}, "rollout episodes")
+        self.skipped_updates = read_count(state, "skipped_updates")
         # A CUDA generator's state means nothing to a CPU generator (and the other way round).
         if state["generator_device"] == device.type:
             self.torch_rng.set_state(tensors["torch_rng"])

@@ -136,7 +136,8 @@ class CheckpointCallback(BaseCallback):
     ``save_replay_buffer=True`` the buffer goes to ``<name_prefix>_replay_buffer_<steps>_steps.zip``. The
     statistics of a normalising model are inside each model file; ``save_vecnormalize=True`` also writes
     them alone, to ``<name_prefix>_vecnormalize_<steps>_steps.zip`` (for ``VecNormalize.load``; SB3 writes a
-    ``.pkl`` pickle there, easyrl a zip of arrays).
+    ``.pkl`` pickle there, easyrl a zip of arrays). When ``learn()`` is interrupted (Ctrl-C, SIGTERM), a last
+    checkpoint of the step it stopped at is written before the KeyboardInterrupt propagates.
     """
 
     def __init__(
@@ -163,20 +164,28 @@ class CheckpointCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         if self.n_calls % self.save_freq == 0:
-            model = self._model
-            model.save(self._checkpoint_path())
-            if self.verbose >= 2:
-                print(f"Saving model checkpoint to {self._checkpoint_path()}")
-            if self.save_replay_buffer:
-                model.save_replay_buffer(self._checkpoint_path("replay_buffer_"))
-                if self.verbose >= 2:
-                    print(f"Saving replay buffer checkpoint to {self._checkpoint_path('replay_buffer_')}")
-            normalizer = getattr(model, "_normalizer", None)
-            if self.save_vecnormalize and normalizer is not None:
-                save_statistics(normalizer, self._checkpoint_path("vecnormalize_"))
-                if self.verbose >= 2:
-                    print(f"Saving VecNormalize checkpoint to {self._checkpoint_path('vecnormalize_')}")
+            self._save()
         return True
+
+    def _on_training_end(self) -> None:
+        # learn() stopped by Ctrl-C or SIGTERM: a last checkpoint, of the consistent state it stopped in.
+        if getattr(self._model, "interrupted", False) and not os.path.exists(self._checkpoint_path()):
+            self._save()
+
+    def _save(self) -> None:
+        model = self._model
+        model.save(self._checkpoint_path())
+        if self.verbose >= 2:
+            print(f"Saving model checkpoint to {self._checkpoint_path()}")
+        if self.save_replay_buffer:
+            model.save_replay_buffer(self._checkpoint_path("replay_buffer_"))
+            if self.verbose >= 2:
+                print(f"Saving replay buffer checkpoint to {self._checkpoint_path('replay_buffer_')}")
+        normalizer = getattr(model, "_normalizer", None)
+        if self.save_vecnormalize and normalizer is not None:
+            save_statistics(normalizer, self._checkpoint_path("vecnormalize_"))
+            if self.verbose >= 2:
+                print(f"Saving VecNormalize checkpoint to {self._checkpoint_path('vecnormalize_')}")
 
 
 CallbackLike: TypeAlias = BaseCallback | Sequence[BaseCallback] | Callable[..., Any] | None
