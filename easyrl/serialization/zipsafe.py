@@ -8,6 +8,7 @@ every failure becomes one `ModelFileError` that names the file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -89,7 +90,10 @@ def resolve_save_path(path: str | os.PathLike[str]) -> Path:
         target = target.with_suffix(".zip")
     if target.is_dir():
         raise IsADirectoryError(f"Cannot save to {target}: it is a directory; give a file name instead.")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise write_error(target, error) from error
     return target
 
 
@@ -98,7 +102,11 @@ def atomic_output(target: Path) -> Iterator[IO[bytes]]:
     """Yield a file that replaces `target` only once it is completely written and synced to disk.
 
     A crash or an exception leaves the previous `target` untouched and removes the temporary file. Through a
-    symlink, the file it points to is replaced.
+    symlink, the file it points to is replaced. Each writer has its own temporary file, so two processes
+    saving to one path leave one of their files, complete. A failure of the file system (a full disk, a
+    read-only folder) becomes one `OSError` that names `target` and what to do (:func:`write_error`); a
+    process killed mid-write (SIGKILL) leaves its hidden temporary file, `.<name>.<hex>.tmp`, beside the
+    intact `target`.
     """
     if target.is_symlink():
         target = target.resolve()
@@ -110,6 +118,8 @@ def atomic_output(target: Path) -> Iterator[IO[bytes]]:
             break
         except FileExistsError:
             continue
+        except OSError as error:
+            raise write_error(target, error) from error
     try:
         with os.fdopen(fd, "wb") as file:
             yield file
@@ -118,11 +128,38 @@ def atomic_output(target: Path) -> Iterator[IO[bytes]]:
         with contextlib.suppress(OSError):
             os.chmod(temp, stat.S_IMODE(os.stat(target).st_mode))
         os.replace(temp, target)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temp)
+        if isinstance(error, OSError) and error.errno is not None:
+            raise write_error(target, error) from error
         raise
     _fsync_directory(target.parent)
+
+
+_WRITE_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space, or save to another disk",
+    errno.EDQUOT: "the disk quota is used up: free some space, or save to another disk",
+    errno.EACCES: "the folder is not writable: save to a writable folder, or change its permissions",
+    errno.EPERM: "the folder is not writable: save to a writable folder, or change its permissions",
+    errno.EROFS: "the file system is read-only: save to a writable one",
+}
+
+
+def write_error(target: Path, error: OSError) -> OSError:
+    """One clear error for a failed save: the path, the cause, that the old file is intact, and what to do.
+
+    Built as ``OSError(errno, message)``, which Python turns into the matching subclass (PermissionError
+    for EACCES), so ``except`` clauses written for the original error still catch it.
+    """
+    code = error.errno if error.errno is not None else 0
+    hint = _WRITE_HINTS.get(code, "check the folder and the disk, then save again")
+    reason = error.strerror or str(error)
+    return OSError(
+        code,
+        f"Could not save {target}: {reason}. The file that was there, if any, is unchanged and no partial file "
+        f"was left; {hint}.",
+    )
 
 
 def _fsync_directory(directory: Path) -> None:
