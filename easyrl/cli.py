@@ -89,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("path", help="a file written by model.save() or model.save_replay_buffer()")
     info.add_argument("--json", action="store_true", help="print the metadata as JSON")
     info.set_defaults(run=_info)
+    _add_package(commands)
     return parser
 
 
@@ -229,3 +230,30 @@ def _info(args: argparse.Namespace) -> int:
     from easyrl.cli_info import info
 
     return info(args.path, args.json, sys.stdout, sys.stderr)
+
+
+def _add_package(commands: Any) -> None:
+    package = commands.add_parser("package", help="write a shareable folder: model, model card, evaluation, video",
+                                  description="Write OUT_DIR with the model (model.zip), a README.md model card, the "
+                                  "evaluation as results.json and, with the video extra, a replay (replay.mp4).")  # fmt: skip
+    package.add_argument("model", help="a model file written by model.save()")
+    package.add_argument("out_dir", help="the folder to write (new or empty, unless --force)")
+    package.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default 10)")
+    package.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
+    package.add_argument("--env", help="evaluate on this env id instead of the one saved with the model")
+    package.add_argument("--no-video", dest="video", action="store_false", help="skip the replay video")
+    package.add_argument("--force", action="store_true", help="write into a folder that already holds files")
+    package.set_defaults(run=_package)
+
+
+def _package(args: argparse.Namespace) -> int:
+    from easyrl.packaging import package_model
+
+    report = package_model(
+        args.model, args.out_dir, args.episodes, args.seed, args.env, args.video, args.force
+    )
+    print(f"Wrote {report.folder}: {', '.join(report.files)}; return {report.mean_return:.2f} ± "
+          f"{report.std_return:.2f} over {report.episodes} episodes")  # fmt: skip
+    if report.video_skipped:
+        print(f"No replay video: {report.video_skipped}")
+    return 0

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from easyrl import validation as v
+from easyrl.algorithms.export import export_policy
 from easyrl.algorithms.registry import algorithm_class, algorithm_names
 from easyrl.networks import CriticEnsemble, Policy
 from easyrl.observations import ObsSpace, as_batch, check_observation_space, to_tensor
@@ -308,6 +309,16 @@ class PolicyAttributes:
     def critic_target(self: _HasPolicy) -> nn.Module:
         """The target critics (``model.policy.critic_target``)."""
         return self.policy.critic_target
+
+    def export(self, path: str | Path) -> Path:
+        """Write the deterministic policy to ``path`` for use without easyrl; returns the path.
+
+        ``.onnx`` writes ONNX (run it with onnxruntime; needs the ``onnx`` extra), ``.pt`` TorchScript
+        (``torch.jit.load``). The file maps raw observations, as the env gives them, to actions in the
+        env's bounds: the model's observation normalisation, image preprocessing and action scaling are
+        inside it. Its input is named ``observation`` (or the ``Dict`` space's keys), its output ``action``.
+        """
+        return export_policy(self, path)  # type: ignore[arg-type]  # mixed into OffPolicyAlgorithm only
 
 
 class _TargetActorPolicy(Protocol):
