@@ -257,3 +257,24 @@ def test_gsde_and_pickled_policy_kwargs_are_imported(tmp_path: Path) -> None:
     model = SAC.load_sb3(path, device="cpu")
     assert model.use_sde and model.get_params()["policy_kwargs"]["activation_fn"] is torch.nn.Tanh
     assert model.critic.n_critics == 3
+
+
+def test_image_models_need_the_env_and_match(tmp_path: Path) -> None:
+    import stable_baselines3
+
+    from easyrl.envs.image import DotImageEnv
+
+    env = DotImageEnv(size=36)  # SB3 transposes it to (3, 36, 36); easyrl reads (36, 36, 3) as it is
+    settings = dict(net_arch=[16], features_extractor_kwargs=dict(features_dim=32))
+    sb3_model = stable_baselines3.SAC(
+        "CnnPolicy", env, learning_starts=20, batch_size=8, buffer_size=200, seed=0, policy_kwargs=settings
+    ).learn(40)
+    sb3_model.save(tmp_path / "cnn.zip")
+    with pytest.raises(ValueError, match=r"stores its observation space only as a pickle.*pass the env"):
+        SAC.load_sb3(tmp_path / "cnn.zip")  # 3,888 values: numpy abbreviates the plain description
+    model = SAC.load_sb3(tmp_path / "cnn.zip", env=DotImageEnv(size=36), device="cpu")
+    images = np.stack([env.observation_space.sample() for _ in range(50)])
+    ours, _ = model.predict(images, deterministic=True)
+    theirs, _ = sb3_model.predict(images, deterministic=True)
+    assert np.abs(ours - theirs).max() <= TOLERANCE
+    assert model.actor.features_extractor.features_dim == 32

@@ -18,10 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import gymnasium as gym
+import numpy as np
 import torch
 
 from easyrl.algorithms import sb3_weights
-from easyrl.algorithms.model_envs import check_same_spaces, placeholder_env
+from easyrl.algorithms.model_envs import placeholder_env
 from easyrl.algorithms.registry import algorithm_class
 from easyrl.envs import EnvLike
 from easyrl.serialization import ModelFileError, PathOrFile
@@ -36,16 +38,9 @@ ModelT = TypeVar("ModelT", bound="OffPolicyAlgorithm[Any]")
 _COMMON = ("learning_rate", "buffer_size", "learning_starts", "batch_size", "tau", "gamma", "gradient_steps",
            "n_steps", "seed", "n_envs")  # fmt: skip
 _OWN = {
-    "SAC": (
-        "ent_coef",
-        "target_update_interval",
-        "target_entropy",
-        "use_sde",
-        "sde_sample_freq",
-        "use_sde_at_warmup",
-    ),
+    "SAC": ("ent_coef", "target_update_interval", "target_entropy", "use_sde", "sde_sample_freq", "use_sde_at_warmup"),
     "TD3": ("policy_delay", "target_policy_noise", "target_noise_clip"),
-}
+}  # fmt: skip
 _POLICY_KWARGS = ("net_arch", "n_critics", "share_features_extractor", "normalize_images", "features_extractor_kwargs",
                   "log_std_init", "use_expln", "clip_mean", "full_std")  # fmt: skip
 _SB3_EXTRACTORS = (
@@ -58,8 +53,6 @@ _ADVICE = {
     "train_freq": "train_freq: not imported (SB3 stores it pickled); easyrl's default 1 is used, pass train_freq=...",
     "action_noise": "action_noise: not imported (SB3 stores it pickled), pass action_noise=...",
 }
-_SILENT = {"policy_class", "lr_schedule", "_last_obs", "_last_original_obs", "_last_episode_starts",
-           "ep_info_buffer", "ep_success_buffer", "observation_space", "action_space", "replay_buffer_class"}  # fmt: skip
 
 
 class SB3ImportWarning(UserWarning):
@@ -141,10 +134,7 @@ def load_sb3(
         model._setup(stand_in)
     except ValueError as error:
         raise fail(f"could not be imported: {error}") from None
-    if spaces[0] is not None and spaces[1] is not None:
-        check_same_spaces(
-            (spaces[0], spaces[1]), (model.observation_space, model.action_space), "The env", sb3.path
-        )
+    _check_spaces(spaces, (model.observation_space, model.action_space), sb3.path)
     sb3_weights.load_weights(model, sb3, fail)
     share = bool(params["policy_kwargs"].get("share_features_extractor", False))
     sb3_weights.load_optimizers(model, sb3, report.skipped, share)
@@ -155,10 +145,25 @@ def load_sb3(
             setattr(state, name, sb3.data[key])
     if report.warnings:
         warnings.warn(
-            f"{sb3.path}: " + "; ".join(report.warnings) + " (to load_sb3).", SB3ImportWarning, stacklevel=3
+            f"{sb3.path}: " + "; ".join(report.warnings) + " (to load_sb3).", SB3ImportWarning, stacklevel=2
         )
     model.sb3_import = report  # type: ignore[attr-defined]
     return model
+
+
+def _check_spaces(saved: tuple[Any, Any], actual: tuple[Any, Any], path: str) -> None:
+    """The env's spaces against the file's plain descriptions: shapes, and the action bounds (as printed by
+    numpy, so compared to float32 precision)."""
+    for name, expected, got in zip(("observation", "action"), saved, actual, strict=True):
+        if expected is None:
+            continue
+        same = isinstance(got, gym.spaces.Box) and got.shape == expected.shape
+        if same and name == "action":
+            same = np.allclose(got.low, expected.low, rtol=1e-6) and np.allclose(
+                got.high, expected.high, rtol=1e-6
+            )
+        if not same:
+            raise ValueError(f"The env has the {name} space {got}, but {path} was trained on {expected}.")
 
 
 # ---------------------------------------------------------------------------------------------- settings
@@ -183,10 +188,7 @@ def _algorithm(cls: type[ModelT], sb3: SB3File, fail: Callable[[str], ModelFileE
     if cls.algorithm_name == "OffPolicyAlgorithm":
         found: type[ModelT] = algorithm_class(name)  # type: ignore[assignment]
         return found
-    same_family = {cls.algorithm_name, name} <= {
-        "TD3",
-        "DDPG",
-    }  # DDPG is TD3 with settings, which are imported
+    same_family = {cls.algorithm_name, name} <= {"TD3", "DDPG"}  # DDPG is TD3 with settings, all imported
     if cls.algorithm_name != name and not same_family:
         raise fail(
             f"holds an SB3 {name} model, not a {cls.algorithm_name}: import it with {name}.load_sb3(path)."
@@ -214,7 +216,7 @@ def _params(
             report.skipped[key] = (
                 f"stored pickled by SB3 ({description.get(':type:', '?')}); not needed by easyrl"
             )
-    if "Her" in str(sb3.serialized.get("replay_buffer_class", {}).get("__doc__", ""))[:200]:
+    if ".her." in str(sb3.serialized.get("replay_buffer_class", {}).get("__module__", "")):
         _skip(
             report,
             "replay_buffer_class",
@@ -226,7 +228,7 @@ def _params(
             "replay_buffer_kwargs",
             "replay_buffer_kwargs: not imported, pass replay_buffer_kwargs=...",
         )
-    params["policy_kwargs"] = _policy_kwargs(sb3, report, fail)
+    params["policy_kwargs"] = _policy_kwargs(sb3, family, report, fail)
     return params
 
 
@@ -235,7 +237,9 @@ def _skip(report: SB3Import, key: str, advice: str) -> None:
     report.warnings.append(advice)
 
 
-def _policy_kwargs(sb3: SB3File, report: SB3Import, fail: Callable[[str], ModelFileError]) -> dict[str, Any]:
+def _policy_kwargs(
+    sb3: SB3File, family: str, report: SB3Import, fail: Callable[[str], ModelFileError]
+) -> dict[str, Any]:
     given = sb3.data.get("policy_kwargs") or sb3.serialized.get("policy_kwargs") or {}
     kwargs: dict[str, Any] = {key: given[key] for key in _POLICY_KWARGS if key in given}
     activation = given.get("activation_fn")
@@ -257,12 +261,9 @@ def _policy_kwargs(sb3: SB3File, report: SB3Import, fail: Callable[[str], ModelF
     if policy is None:
         raise fail("has no policy.pth member: it holds no networks.")
     kwargs["n_critics"] = _n_critics(policy)
-    pi, qf = (
-        _hidden(policy, "actor.latent_pi." if "actor.latent_pi.0.weight" in policy else "actor.mu."),
-        _hidden(policy, "critic.qf0."),
-    )
-    if "actor.mu.0.weight" in policy and "actor.latent_pi.0.weight" not in policy:
-        pi = pi[:-1]  # TD3's mu ends with the output layer
+    # The widths come from the weights themselves (SB3 may not store net_arch when it is the default).
+    pi = _hidden(policy, "actor.latent_pi.") if family == "SAC" else _hidden(policy, "actor.mu.")[:-1]
+    qf = _hidden(policy, "critic.qf0.")[:-1]  # the critics' and TD3's mu's last Linear is the output layer
     kwargs["net_arch"] = pi if pi == qf else {"pi": pi, "qf": qf}
     return kwargs
 
@@ -272,11 +273,10 @@ def _n_critics(policy: dict[str, Any]) -> int:
 
 
 def _hidden(policy: dict[str, Any], prefix: str) -> list[int]:
-    """The widths of the Linear layers ``prefix<index>.weight``, the output layer of a critic excluded."""
+    """The output widths of the Linear layers ``prefix<index>.weight``, in order."""
     layers = sorted(
         int(k[len(prefix) :].split(".")[0])
         for k in policy
         if re.fullmatch(re.escape(prefix) + r"\d+\.weight", k)
     )
-    widths = [int(policy[f"{prefix}{i}.weight"].shape[0]) for i in layers]
-    return widths[:-1] if prefix.startswith("critic.") else widths
+    return [int(policy[f"{prefix}{i}.weight"].shape[0]) for i in layers]

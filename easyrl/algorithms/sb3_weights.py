@@ -10,7 +10,7 @@ same way, moment by moment, so Adam continues where SB3 left it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -22,42 +22,64 @@ if TYPE_CHECKING:
     from easyrl.algorithms.base import OffPolicyAlgorithm
 
 
-def _recipe(
-    key: str, sac: bool, n_critics: int, actor_depth: int
-) -> tuple[list[str], Callable[[list[torch.Tensor]], torch.Tensor]]:
-    """The SB3 entries easyrl's entry ``key`` is made of, and how (in the policy's or an optimizer's namespace)."""
-    net, _, rest = key.partition(".")
-    if rest.startswith("features_extractor."):
-        return [key], lambda ts: ts[0]
-    if net in ("critic", "critic_target"):
+Combine = Callable[[list[torch.Tensor]], torch.Tensor]
+
+
+def _first(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return tensors[0]
+
+
+def _stack_weights(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return torch.stack([t.t() for t in tensors])  # each (out, in) -> the ensemble's (n, in, out)
+
+
+def _stack_biases(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return torch.stack(tensors).unsqueeze(1)  # each (out,) -> the ensemble's (n, 1, out)
+
+
+class _Layout:
+    """Where each of easyrl's entries comes from in SB3's state dict (or in an optimizer's, named alike)."""
+
+    def __init__(self, model: OffPolicyAlgorithm[Any]) -> None:
+        self.sac = model.algorithm_name == "SAC"
+        self.n_critics = model.critic.n_critics
+        self.actor_depth = len(getattr(model.policy.actor, "trunk", [])) // 2  # hidden Linear layers
+
+    def sources(self, key: str, available: Mapping[str, Any]) -> tuple[list[str], Combine]:
+        """The SB3 entries easyrl's ``key`` is made of, and how they combine."""
+        net, _, rest = key.partition(".")
+        if rest.startswith("features_extractor."):
+            return [key], _first
         match = re.fullmatch(r"layers\.(\d+)\.(weight|bias)", rest)
-        if match is None:
-            return [key], lambda ts: ts[0]
-        layer, kind = int(match.group(1)), match.group(2)
-        keys = [f"{net}.qf{i}.{2 * layer}.{kind}" for i in range(n_critics)]
-        if kind == "weight":
-            return keys, lambda ts: torch.stack([t.t() for t in ts])
-        return keys, lambda ts: torch.stack(ts).unsqueeze(1)
-    if sac:
-        rest = re.sub(r"^trunk\.", "latent_pi.", re.sub(r"^mean\.", "mu.", rest))
-    else:
-        rest = re.sub(r"^trunk\.", "mu.", re.sub(r"^head\.", f"mu.{2 * actor_depth}.", rest))
-    return [f"{net}.{rest}"], lambda ts: ts[0]
+        if net in ("critic", "critic_target") and match is not None:
+            layer, kind = int(match.group(1)), match.group(2)
+            keys = [f"{net}.qf{i}.{2 * layer}.{kind}" for i in range(self.n_critics)]
+            return keys, _stack_weights if kind == "weight" else _stack_biases
+        if self.sac:
+            sb3_key = f"{net}.{_rename(rest, {'trunk.': 'latent_pi.', 'mean.': 'mu.'})}"
+            if rest.startswith("mean.") and sb3_key not in available:
+                # gSDE with clip_mean: SB3's mu is (Linear, Hardtanh)
+                sb3_key = sb3_key.replace(".mu.", ".mu.0.")
+            return [sb3_key], _first
+        head = f"mu.{2 * self.actor_depth}."  # TD3's mu: (Linear, ReLU) * depth, Linear, Tanh
+        return [f"{net}.{_rename(rest, {'trunk.': 'mu.', 'head.': head})}"], _first
+
+
+def _rename(name: str, prefixes: Mapping[str, str]) -> str:
+    """``name`` with its first part renamed: easyrl's ``trunk.0.weight`` is SB3's ``latent_pi.0.weight``."""
+    for old, new in prefixes.items():
+        if name.startswith(old):
+            return new + name[len(old) :]
+    return name
 
 
 def _convert(
-    model: OffPolicyAlgorithm[Any], names: list[str], source: dict[str, Any], target: dict[str, torch.Tensor]
+    layout: _Layout, names: list[str], source: Mapping[str, Any], target: Mapping[str, torch.Tensor]
 ) -> dict[str, torch.Tensor]:
-    sac = model.algorithm_name == "SAC"
-    n_critics = model.critic.n_critics
-    depth = len(getattr(model.policy.actor, "trunk", [])) // 2
+    """easyrl's entries ``names`` built from SB3's ``source``, shaped and typed as in ``target``."""
     converted = {}
     for name in names:
-        keys, combine = _recipe(name, sac, n_critics, depth)
-        if (
-            sac and name.startswith("actor.mean.") and keys[0] not in source
-        ):  # gSDE with clip_mean: mu is (Linear, Hardtanh)
-            keys = [keys[0].replace("actor.mu.", "actor.mu.0.")]
+        keys, combine = layout.sources(name, source)
         missing = [k for k in keys if k not in source]
         if missing:
             raise KeyError(f"no {missing[0]} for easyrl's {name}")
@@ -74,7 +96,7 @@ def load_weights(model: OffPolicyAlgorithm[Any], sb3: SB3File, fail: Callable[[s
     policy = sb3.state_dicts["policy"]
     names = [n for n in own if not n.endswith("exploration_noise")]  # gSDE's held noise is not SB3's
     try:
-        weights = _convert(model, names, policy, own)
+        weights = _convert(_Layout(model), names, policy, own)
         model.policy.load_state_dict({**own, **weights})
         variables = sb3.state_dicts.get("pytorch_variables", {})
         if "log_ent_coef" in variables and hasattr(model, "log_ent_coef"):
@@ -134,23 +156,13 @@ def _load_optimizer(model: OffPolicyAlgorithm[Any], optimizer: torch.optim.Optim
         converted = {key: {"log_ent_coef": values["log_ent_coef"].reshape(() if key == "step" else shape)}
                      for key, values in by_key.items()}  # fmt: skip
     else:
-        targets = {n: p.detach() for n, p in model.policy.named_parameters()}
+        layout, targets = _Layout(model), {n: p.detach() for n, p in model.policy.named_parameters()}
         converted = {}
         for key, values in by_key.items():
-            if key == "step":
-                converted[key] = {n: _recipe_first(n, values, model) for n in own}
+            if key == "step":  # one count per parameter: a stacked one takes its first source's
+                converted[key] = {n: values[layout.sources(n, values)[0][0]].clone() for n in own}
             else:
-                converted[key] = _convert(model, own, values, targets)
+                converted[key] = _convert(layout, own, values, targets)
     new = optimizer.state_dict()
     new["state"] = {i: {key: converted[key][name] for key in converted} for i, name in enumerate(own)}
     optimizer.load_state_dict(new)
-
-
-def _recipe_first(name: str, steps: dict[str, torch.Tensor], model: OffPolicyAlgorithm[Any]) -> torch.Tensor:
-    keys, _ = _recipe(
-        name,
-        model.algorithm_name == "SAC",
-        model.critic.n_critics,
-        len(getattr(model.policy.actor, "trunk", [])) // 2,
-    )
-    return steps.get(keys[0], next(iter(steps.values()))).clone()
