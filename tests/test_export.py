@@ -113,3 +113,24 @@ def test_the_documented_script_runs_without_easyrl(tmp_path: Path) -> None:
     printed = np.array([float(x) for x in re.findall(r"[-+]?\d+\.?\d*(?:e[-+]?\d+)?", result.stdout)])
     expected, _ = model.predict(np.array([1.0, 0.0, 0.0], dtype=np.float32), deterministic=True)
     assert printed.size == 1 and abs(printed[0] - float(expected[0])) <= 1e-4
+
+
+def test_a_gsde_policy_exports_its_deterministic_action(tmp_path: Path) -> None:
+    model = SAC("Pendulum-v1", seed=0, use_sde=True, **FAST).learn(100)
+    obs = pendulum_observations(200)
+    expected, _ = model.predict(obs, deterministic=True)
+    for suffix, run in ((".onnx", run_onnx), (".pt", run_torchscript)):
+        got = run(model.export(tmp_path / f"gsde{suffix}"), {"observation": obs})
+        assert np.abs(got - expected).max() <= TOLERANCE
+
+
+def test_a_vec_normalize_model_exports_for_raw_observations(tmp_path: Path) -> None:
+    from easyrl.envs import VecNormalize, make_vec_env
+
+    model = TD3(VecNormalize(make_vec_env("Pendulum-v1", n_envs=1, seed=0)), seed=0, **FAST).learn(100)
+    obs = pendulum_observations(200)
+    expected, _ = model.predict(
+        obs, deterministic=True, normalized=False
+    )  # predict's default here: normalised
+    got = run_onnx(model.export(tmp_path / "policy.onnx"), {"observation": obs})
+    assert np.abs(got - expected).max() <= TOLERANCE

@@ -316,7 +316,8 @@ class PolicyAttributes:
         ``.onnx`` writes ONNX (run it with onnxruntime; needs the ``onnx`` extra), ``.pt`` TorchScript
         (``torch.jit.load``). The file maps raw observations, as the env gives them, to actions in the
         env's bounds: the model's observation normalisation, image preprocessing and action scaling are
-        inside it. Its input is named ``observation`` (or the ``Dict`` space's keys), its output ``action``.
+        inside it, so it takes raw observations (``predict(obs, normalized=False)``'s). Its input is named
+        ``observation`` (or the ``Dict`` space's keys), its output ``action``.
         """
         return export_policy(self, path)  # type: ignore[arg-type]  # mixed into OffPolicyAlgorithm only
 
