@@ -150,6 +150,17 @@ def test_another_algorithm_s_file_is_refused(sb3_files: dict[str, Path]) -> None
     assert type(DDPG.load_sb3(sb3_files["TD3"], device="cpu")) is DDPG  # DDPG is TD3 with settings
 
 
+def test_other_libraries_models_are_refused(sb3_files: dict[str, Path], tmp_path: Path) -> None:
+    def tqc(document: dict[str, Any]) -> None:
+        document["policy_class"]["__module__"] = "sb3_contrib.tqc.policies"
+
+    path = edit_data(sb3_files["SAC"], tmp_path / "tqc.zip", tqc)
+    with pytest.raises(
+        ModelFileError, match=r"holds a model of sb3_contrib.tqc; easyrl imports SB3's SAC, TD3"
+    ):
+        easyrl.import_sb3(path)
+
+
 def test_load_points_at_load_sb3(sb3_files: dict[str, Path]) -> None:
     with pytest.raises(
         ModelFileError, match=r"Stable-Baselines3 file: import it with easyrl.import_sb3\(path\)"
