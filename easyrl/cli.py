@@ -90,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print the metadata as JSON")
     info.set_defaults(run=_info)
     _add_package(commands)
+    from easyrl.cli_sweeps import add_commands
+
+    add_commands(commands)  # easyrl sweep, easyrl tune
     return parser
 
 
