@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from easyrl.buffers import ReplayBuffer
+from easyrl.buffers.replay import available_memory
 
 
 def box(shape: tuple[int, ...], dtype: type = np.float32) -> gym.spaces.Box:
@@ -141,3 +142,16 @@ def test_one_million_humanoid_transitions_fit_in_1_7_gb() -> None:
     buf = ReplayBuffer(1_000_000, obs_space, 17)
     # SB3's default layout (obs and next_obs, float32) needs about 6.1 GB for the same data.
     assert buf.nbytes <= 1.7e9, buf.nbytes
+
+
+def test_a_buffer_larger_than_the_free_memory_is_refused_before_it_is_used() -> None:
+    """SB3 warns and lets the run die of memory hours later; easyrl refuses it when the model is built."""
+    free = available_memory(torch.device("cpu"))
+    assert free is not None
+    too_many = 2 * free // 30  # a transition of 3 floats and 1 action takes 31 bytes with its bookkeeping
+    with pytest.raises(
+        ValueError, match=rf"buffer_size={too_many} needs \d+\.\d GiB of cpu memory when full"
+    ):
+        ReplayBuffer(too_many, box((3,)), 1)
+    with pytest.raises(ValueError, match=r"buffer_size=1000000000000 is more than this machine can allocate"):
+        ReplayBuffer(10**12, box((3,)), 1)

@@ -395,3 +395,41 @@ def test_a_noise_payload_does_not_survive_a_save(tmp_path: Path, marker: Path) -
     model.save(tmp_path / "model.zip")
     with zipfile.ZipFile(tmp_path / "model.zip") as archive:
         assert not [name for name in archive.namelist() if name.endswith(".pkl")]
+
+
+# ---------------------------------------------------------------------------------------------- sizes and settings
+BUILDS = {
+    "n_envs that disagrees with the file": (
+        lambda d: d["params"].update(n_envs=10**6),
+        r"has n_envs=1000000 but says its model ran 1 env\(s\)",
+    ),
+    "num_envs that disagrees with the training state": (
+        lambda d: d.update(num_envs=10**6),
+        r"says it ran 1000000 env\(s\) but holds the last observations of 1",
+    ),
+    "a buffer larger than the memory": (
+        lambda d: d["params"].update(buffer_size=10**12),
+        r"buffer_size=1000000000000 .*lower buffer_size",
+    ),
+    "a setting of the wrong type": (
+        lambda d: d["params"].update(action_noise=[1, 2]),
+        "could not be loaded: ",
+    ),
+    "a space that is not its env's": (
+        lambda d: d["action_space"].update(shape=[]),
+        "could not be loaded: The env the file names",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BUILDS))
+def test_settings_that_cannot_build_the_model_are_refused_before_allocating(
+    saved: Path, tmp_path: Path, case: str
+) -> None:
+    """A file whose settings would make loading create a million envs or a terabyte buffer, or fail deep in
+    the model's constructor, gives one ModelFileError, before anything large is made."""
+    edit, message = BUILDS[case]
+    path = with_metadata(saved / "model.zip", tmp_path / "edited.zip", edit)
+    with pytest.raises(ModelFileError, match=message) as caught:
+        SAC.load(path, device="cpu")
+    assert_clean_error(caught.value, path)

@@ -195,28 +195,36 @@ def load_model(
     algorithm = _algorithm(cls, metadata.get("algorithm"), fail)
     params = _params(algorithm, loaded, custom, fail)
     observation_space, action_space = _spaces(metadata, fail)
+    num_envs = _num_envs(metadata, params, loaded.state_dicts.get(TRAINING_STATE, {}), fail)
+    no_env = env is None and params.get("env") is None
     try:
-        num_envs = read_count(metadata, "num_envs") or 1
-    except ValueError as error:
-        raise fail(f"has an {error}; the file is damaged.") from None
-    model = algorithm(**{**params, "device": device})
-    model.set_params(**overrides)
-    no_env = env is None and model._param("env") is None
-    if env is not None:
-        model.env = env
-    stand_in = (
-        placeholder_env(loaded.path, model.algorithm_name, observation_space, action_space, num_envs)
-        if no_env
-        else None
-    )
-    try:
+        # Anything the file's settings (or the overrides) make go wrong while the model is built is the
+        # file's error: an invalid value, a value of the wrong type, too large a buffer.
+        model = algorithm(**{**params, "device": device})
+        model.set_params(**overrides)
+        no_env = env is None and model._param("env") is None
+        if env is not None:
+            model.env = env
+        stand_in = (
+            placeholder_env(loaded.path, model.algorithm_name, observation_space, action_space, num_envs)
+            if no_env
+            else None
+        )
         model._setup(stand_in)
-    except ValueError as error:  # an invalid parameter or env id in the file, or in the overrides
-        raise ModelFileError(loaded.path, f"could not be loaded: {error}") from None
+    except Exception as error:
+        kind = "" if isinstance(error, ValueError) else f"{type(error).__name__}: "
+        raise fail(f"could not be loaded: {kind}{error}") from None
     if no_env:
         env_id = metadata.get("env_id")
         model.env_id = env_id if isinstance(env_id, str) else None
     actual = (model.observation_space, model.action_space)
+    if env is None:  # the env the file names does not match the file's spaces: the file is damaged
+        try:
+            check_same_spaces(
+                (observation_space, action_space), actual, "The env the file names", loaded.path
+            )
+        except ValueError as error:
+            raise fail(f"could not be loaded: {error}") from None
     check_same_spaces((observation_space, action_space), actual, "The env passed to load()", loaded.path)
     groups = {name: sd for name, sd in loaded.state_dicts.items() if name not in NOT_PARAMETERS}
     _apply_parameters(model, groups, True, fail)
@@ -225,6 +233,32 @@ def load_model(
         model, metadata, loaded.state_dicts.get(TRAINING_STATE, {}), num_envs, fail, no_env
     )
     return model
+
+
+MAX_ENVS_WITHOUT_STATE = 1024
+"""The most envs a file with no training state to count them may ask a model to create on loading."""
+
+
+def _num_envs(metadata: dict[str, Any], params: dict[str, Any], state: Mapping[str, Any], fail: Fail) -> int:
+    """The number of envs the file's model ran, checked against what the file holds, before any is made."""
+    try:
+        num_envs = read_count(metadata, "num_envs") or 1
+    except ValueError as error:
+        raise fail(f"has an {error}; the file is damaged.") from None
+    saved = [t for name, t in state.items() if name == "last_obs" or name.startswith("last_obs.")]
+    counted = None
+    if saved and isinstance(saved[0], torch.Tensor) and saved[0].dim() >= 1:
+        counted = int(saved[0].shape[0])
+    if counted is not None and counted != num_envs:
+        raise fail(
+            f"says it ran {num_envs} env(s) but holds the last observations of {counted}; it is damaged."
+        )
+    if counted is None and num_envs > MAX_ENVS_WITHOUT_STATE:
+        raise fail(f"asks for {num_envs} envs without a training state that holds them; it is damaged.")
+    n_envs = params.get("n_envs", 1)
+    if isinstance(params.get("env"), str) and n_envs != num_envs:
+        raise fail(f"has n_envs={n_envs!r} but says its model ran {num_envs} env(s); it is damaged.")
+    return num_envs
 
 
 def _is_replay_buffer_file(path: str | os.PathLike[str]) -> bool:

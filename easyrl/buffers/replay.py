@@ -26,6 +26,7 @@ Saving and loading the buffer's contents is in ``snapshot.py``.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, ClassVar, NamedTuple
 
 import gymnasium as gym
@@ -72,6 +73,36 @@ def _storage(space: ObsSpace, leading: tuple[int, ...], device: torch.device) ->
     if isinstance(space, gym.spaces.Dict):
         return {key: one(box) for key, box in space.spaces.items()}  # type: ignore[arg-type]
     return one(space)
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes of memory free for new allocations on ``device`` (None where it cannot be told)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits_in_memory(needed: int, capacity: int, device: torch.device) -> None:
+    """Refuse a buffer that cannot fit in the memory free now, before it is allocated: a buffer that fills
+    past the machine's memory would end the run, losing it, hours in (SB3 only warns)."""
+    free = available_memory(device)
+    if free is not None and needed > free:
+        raise ValueError(
+            f"buffer_size={capacity} needs {needed / 2**30:.1f} GiB of {device.type} memory when full, more "
+            f"than the {free / 2**30:.1f} GiB free: lower buffer_size."
+        )
 
 
 class ReplayBuffer(ReplaySnapshot):
@@ -126,13 +157,19 @@ class ReplayBuffer(ReplaySnapshot):
         self.observation_space = observation_space
         self.action_dim = action_dim
         rows, dev = self.rows, self.device
-        # torch.empty: pages of never-written slots are never touched and cost no physical memory.
-        self.observations: TensorObs = _storage(observation_space, (rows, n_envs), dev)
-        self.actions = torch.empty((rows, n_envs, action_dim), dtype=torch.float32, device=dev)
-        self.rewards = torch.empty((rows, n_envs), dtype=torch.float32, device=dev)
-        self.terminated = torch.zeros((rows, n_envs), dtype=torch.bool, device=dev)
-        self.ended = torch.zeros((rows, n_envs), dtype=torch.bool, device=dev)
-        self.final_id = torch.zeros((rows, n_envs), dtype=torch.int64, device=dev)
+        # torch.empty (and np.zeros): pages of never-written slots are never touched and cost no physical
+        # memory, so the whole buffer can be measured before any of it is used.
+        try:
+            self.observations: TensorObs = _storage(observation_space, (rows, n_envs), dev)
+            self.actions = torch.empty((rows, n_envs, action_dim), dtype=torch.float32, device=dev)
+            self.rewards = torch.empty((rows, n_envs), dtype=torch.float32, device=dev)
+            self.terminated = torch.empty((rows, n_envs), dtype=torch.bool, device=dev)
+            self.ended = torch.empty((rows, n_envs), dtype=torch.bool, device=dev)
+            self.final_id = torch.empty((rows, n_envs), dtype=torch.int64, device=dev)
+        except (RuntimeError, MemoryError):  # more than the address space (or the device) can hold at all
+            raise ValueError(
+                f"buffer_size={capacity} is more than this machine can allocate: lower buffer_size."
+            ) from None
         self.final_observations: TensorObs = _storage(observation_space, (INITIAL_SIDE_CAPACITY, n_envs), dev)
         # Host-side bookkeeping, so that adding never has to read device memory.
         self.pos = np.zeros(n_envs, dtype=np.int64)
@@ -140,6 +177,9 @@ class ReplayBuffer(ReplaySnapshot):
         self._ended_host = np.zeros((rows, n_envs), dtype=bool)
         self._side_head = np.zeros(n_envs, dtype=np.int64)
         self._side_tail = np.zeros(n_envs, dtype=np.int64)
+        check_fits_in_memory(ReplayBuffer.nbytes.fget(self), capacity, dev)  # type: ignore[attr-defined]  (this class's part)
+        for flags in (self.terminated, self.ended, self.final_id):
+            flags.zero_()
         self._sampling_tables: tuple[int, torch.Tensor | None, torch.Tensor | None] | None = None
         self._pending_import: (
             tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, torch.Tensor] | None
