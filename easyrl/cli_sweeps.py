@@ -60,6 +60,16 @@ def add_commands(commands: Any) -> None:
     )
     tune.add_argument("--seed", type=int, default=0, help="the trials' and the sampler's seed (default 0)")
     tune.add_argument("--n-jobs", type=int, default=1, help="trials at once in this process (default 1)")
+    tune.add_argument("--ray", action="store_true", help="run the trials on Ray (Ray Tune's Optuna searcher)")
+    tune.add_argument(
+        "--address", help="with --ray: a Ray cluster's address (default: RAY_ADDRESS, else local)"
+    )
+    tune.add_argument(
+        "--cpus-per-trial",
+        type=float,
+        default=1.0,
+        help="with --ray: CPUs (= torch threads) per trial (default 1)",
+    )
     tune.add_argument("--output", default="tuning", help="where the trials' run folders go (default tuning/)")
     tune.add_argument(
         "--best", metavar="FILE.yml", help="the best settings' file (default OUTPUT/best_hyperparams.yml)"
@@ -150,7 +160,7 @@ def _tune(args: argparse.Namespace) -> int:
         args.algo, args.env, n_trials=args.n_trials, steps=args.steps, storage=args.storage,
         study_name=args.study_name, n_evaluations=args.n_evaluations, eval_episodes=args.eval_episodes,
         seed=args.seed, n_startup_trials=args.n_startup_trials, n_jobs=args.n_jobs, output=args.output,
-        best_file=args.best,
+        best_file=args.best, on_ray=args.ray, address=args.address, cpus_per_trial=args.cpus_per_trial,
     )  # fmt: skip
     study = result.study
     states: dict[str, int] = {}

@@ -9,6 +9,7 @@ newest checkpoint where the folder has one, and write ``trial.json``, the trial'
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -108,8 +109,6 @@ def run_trial(
     ``options``: ``total_timesteps``, ``eval_freq``, ``n_eval_episodes``, ``save_freq``. An exception
     from the run is not caught here.
     """
-    from sklearn.base import clone
-
     total = int(options["total_timesteps"])
     usable = [c for c in runs.checkpoints(folder) if c.replay_buffer is not None]
     saved = runs.read_config(folder)
@@ -123,7 +122,8 @@ def run_trial(
         start, run_config = checkpoint.steps, saved
     else:
         shutil.rmtree(folder, ignore_errors=True)  # a trial that died before its first checkpoint
-        model = clone(estimator).set_params(**dict(config), seed=seed)
+        # sklearn.base.clone's work, without scikit-learn: a new estimator from copies of the settings.
+        model = type(estimator)(**copy.deepcopy(estimator.get_params())).set_params(**dict(config), seed=seed)
         env_id = model.get_params()["env"]
         if not isinstance(env_id, str):
             raise ValueError("run_many needs an estimator made with an env id (SAC('Pendulum-v1', ...)).")

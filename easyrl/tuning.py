@@ -15,6 +15,7 @@ Optuna is imported here only (the ``tune`` extra).
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,13 +47,13 @@ def _common(trial: Any, batch_sizes: list[int]) -> dict[str, Any]:
 
 def sample_sac(trial: Any) -> dict[str, Any]:
     """rl-zoo's SAC space: gamma, learning rate, batch and buffer size, learning starts, train frequency
-    (= gradient steps), tau, the initial log std and the network size; entropy coefficient "auto"."""
+    (= gradient steps), tau and the network size; entropy coefficient "auto". rl-zoo also samples
+    ``log_std_init``, which SB3 ignores without gSDE and easyrl refuses there, so it is left out."""
     settings = _common(trial, [16, 32, 64, 128, 256, 512, 1024, 2048])
     settings["learning_starts"] = trial.suggest_categorical("learning_starts", [0, 1000, 10000, 20000])
     settings["ent_coef"] = "auto"
-    log_std_init = trial.suggest_float("log_std_init", -4, 1)
     net_arch = NET_ARCHS[trial.suggest_categorical("net_arch", list(NET_ARCHS))]
-    settings["policy_kwargs"] = f"dict(log_std_init={log_std_init!r}, net_arch={net_arch!r})"
+    settings["policy_kwargs"] = f"dict(net_arch={net_arch!r})"
     return settings
 
 
@@ -75,6 +76,115 @@ SEARCH_SPACES: dict[str, Callable[[Any], dict[str, Any]]] = {
     "ddpg": sample_td3,
 }
 """The search space of each algorithm: a function of an Optuna trial returning rl-zoo-form settings."""
+
+
+@dataclass(frozen=True)
+class TrialRun:
+    """One trial's training: ``settings`` (rl-zoo's form) into the run folder ``<output>/<name>/...``, each
+    evaluation handed to ``report`` (False stops the run: pruned). Returns the last evaluation's mean
+    return, or None for a pruned trial."""
+
+    algo: str
+    env: str
+    budget: int
+    seed: int
+    eval_freq: int
+    eval_episodes: int
+    output: Path
+
+    def __call__(
+        self, name: str, settings: dict[str, Any], report: Callable[[dict[str, Any]], bool]
+    ) -> float | None:
+        stopped = []
+
+        def reporting(metrics: dict[str, Any]) -> bool:
+            keep_going = report(metrics)
+            stopped.extend([] if keep_going else [metrics["timesteps"]])
+            return keep_going
+
+        output = self.output / name
+        run = runs.run_folder(output, self.algo, self.env, self.seed)
+        _, trained = experiment.train(
+            self.algo, self.env, steps=self.budget, seed=self.seed, overrides=settings, eval_freq=self.eval_freq,
+            eval_episodes=self.eval_episodes, save_freq=0, output=output, force=True, progress=False,
+            callback=EvalReporter(run, self.eval_freq, reporting),
+        )  # fmt: skip
+        if stopped:
+            return None
+        means = evaluation_means(trained)
+        if means is None:
+            raise HyperparameterError("a trial made no evaluation: give --steps >= --n-evaluations.")
+        return float(means[1][-1])
+
+
+class SettingsOf:
+    """A search space for Ray Tune's Optuna searcher: the sampled settings under one key of the trial's config,
+    so a Ray worker gets them as they are and never needs the search space function itself (which may live in
+    a module the workers cannot import, a script's say)."""
+
+    KEY = "easyrl_settings"
+
+    def __init__(self, sample: Callable[[Any], dict[str, Any]]) -> None:
+        self.sample = sample
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        return {self.KEY: self.sample(trial)}
+
+
+def _tune_on_ray(
+    trial_run: TrialRun,
+    sample: Callable[[Any], dict[str, Any]],
+    optuna: Any,
+    sampler: Any,
+    name: str,
+    storage: str | None,
+    n_trials: int,
+    n_startup_trials: int,
+    n_warmup_evaluations: int,
+    address: str | None,
+    cpus_per_trial: float,
+) -> Any:
+    """Run the trials as Ray Tune trials: Ray Tune's Optuna searcher samples them from ``sample`` with
+    ``sampler`` into the study ``name`` (kept in ``storage``), Ray's median stopping rule prunes them.
+    Returns the Optuna study."""
+    tune = require("ray.tune", "ray", "Tuning on Ray (easyrl tune --ray)")
+    from ray.tune.search.optuna import OptunaSearch
+
+    ray = sys.modules["ray"]
+    rdb = optuna.storages.RDBStorage(storage) if storage else None
+    searcher = OptunaSearch(space=SettingsOf(sample), metric="eval_return", mode="max", sampler=sampler,
+                            study_name=name, storage=rdb)  # fmt: skip
+    stopping = tune.schedulers.MedianStoppingRule(
+        time_attr="timesteps", metric="eval_return", mode="max",
+        grace_period=trial_run.eval_freq * n_warmup_evaluations, min_samples_required=max(n_startup_trials, 1),
+    )  # fmt: skip
+
+    def trainable(config: dict[str, Any]) -> None:
+        import torch
+
+        torch.set_num_threads(max(int(cpus_per_trial), 1))
+        settings = config[SettingsOf.KEY]
+        trial = f"trial_{tune.get_context().get_trial_id()}"
+        trial_run(trial, settings, lambda metrics: tune.report(metrics) or True)
+
+    ours = not ray.is_initialized()
+    if ours:
+        ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False, logging_level="ERROR",
+                 log_to_driver=False)  # fmt: skip
+    try:
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, {"cpu": cpus_per_trial}),
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=stopping, num_samples=n_trials),
+            run_config=tune.RunConfig(name="ray", storage_path=str(trial_run.output), verbose=0),
+        )  # fmt: skip
+        grid = tuner.fit()
+        errors = [" ".join(str(result.error).split()) for result in grid if result.error is not None]
+        if errors and len(errors) == len(grid):
+            raise HyperparameterError(f"Every trial failed on Ray; the first: {errors[0][:800]}")
+    finally:
+        if ours:
+            ray.shutdown()
+    return optuna.load_study(study_name=name, storage=rdb) if rdb else searcher._ot_study
 
 
 @dataclass(frozen=True)
@@ -103,6 +213,9 @@ def tune(
     output: str | os.PathLike[str] = "tuning",
     best_file: str | os.PathLike[str] | None = None,
     search_space: Callable[[Any], dict[str, Any]] | None = None,
+    on_ray: bool = False,
+    address: str | None = None,
+    cpus_per_trial: float = 1.0,
 ) -> TuneResult:
     """Run ``n_trials`` more trials of the study ``study_name`` (default ``<algo>-<env>``) and write the best
     settings to ``best_file`` (default ``<output>/best_hyperparams.yml``) as ``{env: settings}``.
@@ -115,6 +228,10 @@ def tune(
         n_warmup_evaluations: evaluations of a trial before it can be pruned.
         n_jobs: trials at once in this process (threads; keep 1 on a small machine).
         search_space: a function of a trial giving rl-zoo-form settings (default :data:`SEARCH_SPACES`).
+        on_ray: run the trials on Ray (the ray extra) through Ray Tune's Optuna searcher, with the same
+            sampler and the study in ``storage``; pruning is then Ray's median stopping rule. ``address``:
+            a Ray cluster's (default ``RAY_ADDRESS``, else a local Ray); ``cpus_per_trial``: CPUs, and torch
+            threads, of each trial.
 
     Raises:
         MissingExtraError: Optuna is not installed; HyperparameterError: bad arguments.
@@ -126,50 +243,41 @@ def tune(
     for name, value in (("--n-trials", n_trials), ("--n-evaluations", n_evaluations), ("--n-jobs", n_jobs)):
         positive_steps(value, name)
     sample = search_space or SEARCH_SPACES[algo]
-    folder = Path(output)
+    folder = Path(output).resolve()
     eval_freq = max(budget // n_evaluations, 1)
-    study = optuna.create_study(
-        study_name=study_name or f"{algo}-{env}", storage=storage, load_if_exists=True, direction="maximize",
-        sampler=optuna.samplers.TPESampler(n_startup_trials=n_startup_trials, seed=seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_evaluations),
-    )  # fmt: skip
-
-    def objective(trial: Any) -> float:
-        settings = sample(trial)
-        trial.set_user_attr("settings", settings)
-        pruned = []
-
-        def report(metrics: dict[str, Any]) -> bool:
-            step = int(metrics["timesteps"]) // eval_freq
-            trial.report(metrics["eval_return"], step)
-            if trial.should_prune():
-                pruned.append(step)
-                return False
-            return True
-
-        output_of_trial = folder / f"trial_{trial.number}"
-        run = runs.run_folder(output_of_trial, algo, env, seed)
-        trial.set_user_attr("folder", str(run))
-        _, trained = experiment.train(
-            algo, env, steps=budget, seed=seed, overrides=settings, eval_freq=eval_freq,
-            eval_episodes=eval_episodes, save_freq=0, output=output_of_trial, force=True, progress=False,
-            callback=EvalReporter(run, eval_freq, report),
+    sampler = optuna.samplers.TPESampler(n_startup_trials=n_startup_trials, seed=seed)
+    name = study_name or f"{algo}-{env}"
+    trial_run = TrialRun(algo, env, budget, seed, eval_freq, eval_episodes, folder)
+    if on_ray:
+        study = _tune_on_ray(trial_run, sample, optuna, sampler, name, storage, n_trials, n_startup_trials,
+                             n_warmup_evaluations, address, cpus_per_trial)  # fmt: skip
+    else:
+        study = optuna.create_study(
+            study_name=name, storage=storage, load_if_exists=True, direction="maximize", sampler=sampler,
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_evaluations),
         )  # fmt: skip
-        if pruned:
-            raise optuna.TrialPruned(f"pruned at evaluation {pruned[0]}")
-        means = evaluation_means(trained)
-        if means is None:
-            raise HyperparameterError("a trial made no evaluation: give --steps >= --n-evaluations.")
-        return float(means[1][-1])
 
-    # Settings a model refuses (a ValueError when it is built) make a failed trial; the study goes on.
-    study.optimize(objective, n_trials=n_trials, n_jobs=n_jobs, catch=(ValueError,))
+        def objective(trial: Any) -> float:
+            settings = sample(trial)
+            trial.set_user_attr("settings", settings)
+
+            def report(metrics: dict[str, Any]) -> bool:
+                trial.report(metrics["eval_return"], int(metrics["timesteps"]) // eval_freq)
+                return not trial.should_prune()
+
+            value = trial_run(f"trial_{trial.number}", settings, report)
+            if value is None:
+                raise optuna.TrialPruned("pruned at the median of earlier trials")
+            return value
+
+        # Settings a model refuses (a ValueError when it is built) make a failed trial; the study goes on.
+        study.optimize(objective, n_trials=n_trials, n_jobs=n_jobs, catch=(ValueError,))
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not finished:
         raise HyperparameterError(
             f"No trial of the study {study.study_name} finished (all pruned or failed): run more trials."
         )
-    best = study.best_trial.user_attrs["settings"]
+    best = sample(optuna.trial.FixedTrial(study.best_trial.params))
     path = Path(best_file) if best_file is not None else folder / "best_hyperparams.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
     header = (f"# easyrl tune: best of {len(finished)} finished trials of {study.study_name} "

@@ -178,3 +178,84 @@ def test_bad_sweep_input_and_a_missing_extra_are_one_line_errors(tmp_path: Path)
     blocked = run_cli("sweep", "sac", "Pendulum-v1", "--steps", "100", "--output", str(tmp_path),
                       env=block_module(tmp_path, "ray"))  # fmt: skip
     assert_usage_error(blocked, 'pip install "easyrl[ray]"')
+
+
+# ---------------------------------------------------------------------------------------------- tuning
+def small_space(trial: Any) -> dict[str, Any]:
+    """A cheap search space in rl-zoo's form (the shipped ones train networks of up to 400x300)."""
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
+        "gamma": trial.suggest_categorical("gamma", [0.9, 0.98]),
+        "learning_starts": 100, "batch_size": 32, "policy_kwargs": "dict(net_arch=[32, 32])",
+    }  # fmt: skip
+
+
+def assert_train_accepts(best_file: Path, tmp_path: Path) -> None:
+    result = run_cli("train", "sac", "Pendulum-v1", "--hyperparams", str(best_file), "--steps", "150",
+                     "--eval-freq", "0", "--save-freq", "0", "--output", str(tmp_path / "runs"))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "runs" / "sac" / "Pendulum-v1" / "seed0" / "final_model.zip").is_file()
+
+
+def test_an_optuna_study_prunes_resumes_and_writes_settings_easyrl_train_accepts(tmp_path: Path) -> None:
+    optuna = pytest.importorskip("optuna")
+    from easyrl.tuning import tune
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    options = dict(steps=600, storage=storage, n_evaluations=3, eval_episodes=1, n_startup_trials=1,
+                   n_warmup_evaluations=0, output=tmp_path / "tuning", search_space=small_space)  # fmt: skip
+    result = tune("sac", "Pendulum-v1", n_trials=3, **options)
+    trials = result.study.trials
+    assert len(trials) == 3
+    states = {t.state for t in trials}
+    assert states <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    for trial in trials:  # every evaluation reached the pruner; a pruned trial stopped at one
+        assert trial.intermediate_values, trial.number
+        if trial.state == optuna.trial.TrialState.PRUNED:
+            assert len(trial.intermediate_values) < 3
+    best = result.study.best_trial
+    assert result.best_settings["learning_rate"] == best.params["learning_rate"]
+    text = result.best_file.read_text()
+    assert "Pendulum-v1:" in text and "learning_rate" in text
+    assert_train_accepts(result.best_file, tmp_path)
+    # Run again with the same storage: the study continues (3 more trials), it does not start over.
+    again = tune("sac", "Pendulum-v1", n_trials=1, **options)
+    assert len(again.study.trials) == 4 and again.study.trials[0].params == trials[0].params
+
+
+def test_the_shipped_search_spaces_give_settings_a_model_accepts() -> None:
+    optuna = pytest.importorskip("optuna")
+    from easyrl import experiment
+    from easyrl.tuning import SEARCH_SPACES
+
+    for algo, sample in SEARCH_SPACES.items():
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        for _ in range(5):
+            settings = sample(study.ask())
+            config = experiment.run_config(algo, "Pendulum-v1", overrides=settings)
+            model = experiment._build(config, verbose=0)
+            model.policy  # noqa: B018  (every setting is checked when the model is built)
+
+
+def test_tuning_on_ray_runs_the_trials_as_ray_tune_trials(tmp_path: Path) -> None:
+    pytest.importorskip("optuna")
+    from easyrl.tuning import tune
+
+    # small_space lives in this test module, which Ray's workers cannot import: they get the settings only.
+    result = tune("sac", "Pendulum-v1", n_trials=2, steps=300, n_evaluations=2, eval_episodes=1,
+                  n_startup_trials=1, output=tmp_path / "tuning", search_space=small_space, on_ray=True)  # fmt: skip
+    assert len(result.study.trials) == 2
+    assert any(t.state.name == "COMPLETE" for t in result.study.trials)
+    assert (tmp_path / "tuning" / "ray").is_dir()  # Ray Tune's own records of the trials
+    assert len(list((tmp_path / "tuning").glob("trial_*/sac/Pendulum-v1/seed0/evaluations.npz"))) == 2
+    assert_train_accepts(result.best_file, tmp_path)
+
+
+def test_easyrl_tune_from_the_command_line(tmp_path: Path) -> None:
+    result = run_cli("tune", "sac", "Pendulum-v1", "--n-trials", "1", "--steps", "200", "--n-evaluations", "1",
+                     "--eval-episodes", "1", "--output", str(tmp_path), "--storage", f"sqlite:///{tmp_path}/s.db")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "best_hyperparams.yml" in result.stdout and (tmp_path / "best_hyperparams.yml").is_file()
+    blocked = run_cli("tune", "sac", "Pendulum-v1", "--n-trials", "1", "--steps", "100",
+                      env=block_module(tmp_path, "optuna"))  # fmt: skip
+    assert_usage_error(blocked, 'pip install "easyrl[tune]"')
