@@ -16,6 +16,8 @@ Ray is imported here only (the ``ray`` extra), so ``import easyrl`` never import
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
 import re
@@ -75,6 +77,7 @@ def run_many(
         max_failures: how many times a trial whose worker died is started again from its checkpoint.
         resume: continue an interrupted sweep in ``output_dir``: finished trials are not run again.
         callback: a callback run beside each trial's own (each trial gets its own copy).
+        verbose: 0 prints nothing, 1 the results table, 2 also Ray Tune's progress and the trials' output.
 
     Raises:
         MissingExtraError: Ray is not installed; HyperparameterError: bad arguments, or ``output_dir``
@@ -93,7 +96,7 @@ def run_many(
     output = Path(output_dir).resolve()
     env_id = estimator.get_params()["env"]
     algo = type(estimator).__name__.lower()
-    trials = [
+    trials: list[dict[str, Any]] = [
         {"config": config, "seed": seed, "folder": str(output / config_name(config) / algo / str(env_id) / f"seed{seed}")}
         for config in configs
         for seed in seeds
@@ -114,7 +117,9 @@ def run_many(
             ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
                      logging_level="ERROR", log_to_driver=verbose >= 2)  # fmt: skip
         try:
-            errors = _fit(tune, estimator, pending, options, resources, output, max_failures, callback)
+            errors = _fit(
+                tune, estimator, pending, options, resources, output, max_failures, callback, verbose
+            )
         finally:
             if ours:
                 ray.shutdown()
@@ -130,6 +135,7 @@ def _fit(
     output: Path,
     max_failures: int,
     callback: BaseCallback | None,
+    verbose: int,
 ) -> dict[str, str]:
     """Run the pending trials on Ray; returns the errors Ray saw (a worker that died too often), by folder."""
     trainable = tune.with_resources(
@@ -143,11 +149,13 @@ def _fit(
         run_config=tune.RunConfig(
             name="ray",
             storage_path=str(output),
-            verbose=0,
+            verbose=1 if verbose >= 2 else 0,
             failure_config=tune.FailureConfig(max_failures=max_failures),
         ),
     )  # fmt: skip
-    grid = tuner.fit()
+    quiet = contextlib.redirect_stdout(io.StringIO()) if verbose < 2 else contextlib.nullcontext()
+    with quiet:  # Ray Tune prints a banner even at its verbosity 0
+        grid = tuner.fit()
     errors = {}
     for result in grid:
         if result.error is not None:

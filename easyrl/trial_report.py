@@ -47,6 +47,7 @@ class EvalReporter(BaseCallback):
         self._start_steps = 0
 
     def _init_callback(self) -> None:
+        assert self.model is not None
         self.eval_every = max(self.eval_freq // self.model.num_envs, 1) if self.eval_freq > 0 else 0
 
     def _on_training_start(self) -> None:
@@ -119,6 +120,7 @@ def run_trial(
         model.set_params(verbose=0)
         model.load_replay_buffer(checkpoint.replay_buffer)
         runs.truncate_progress(folder, checkpoint.steps)
+        assert saved is not None
         start, run_config = checkpoint.steps, saved
     else:
         shutil.rmtree(folder, ignore_errors=True)  # a trial that died before its first checkpoint

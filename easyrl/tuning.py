@@ -14,6 +14,8 @@ Optuna is imported here only (the ``tune`` extra).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 from collections.abc import Callable
@@ -177,7 +179,8 @@ def _tune_on_ray(
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=stopping, num_samples=n_trials),
             run_config=tune.RunConfig(name="ray", storage_path=str(trial_run.output), verbose=0),
         )  # fmt: skip
-        grid = tuner.fit()
+        with contextlib.redirect_stdout(io.StringIO()):  # Ray Tune's banner, printed at any verbosity
+            grid = tuner.fit()
         errors = [" ".join(str(result.error).split()) for result in grid if result.error is not None]
         if errors and len(errors) == len(grid):
             raise HyperparameterError(f"Every trial failed on Ray; the first: {errors[0][:800]}")

@@ -177,7 +177,7 @@ class ReplayBuffer(ReplaySnapshot):
         self._ended_host = np.zeros((rows, n_envs), dtype=bool)
         self._side_head = np.zeros(n_envs, dtype=np.int64)
         self._side_tail = np.zeros(n_envs, dtype=np.int64)
-        check_fits_in_memory(ReplayBuffer.nbytes.fget(self), capacity, dev)  # type: ignore[attr-defined]  (this class's part)
+        check_fits_in_memory(ReplayBuffer._storage_nbytes(self), capacity, dev)
         for flags in (self.terminated, self.ended, self.final_id):
             flags.zero_()
         self._sampling_tables: tuple[int, torch.Tensor | None, torch.Tensor | None] | None = None
@@ -203,6 +203,10 @@ class ReplayBuffer(ReplaySnapshot):
     @property
     def nbytes(self) -> int:
         """Bytes held by the storage (device tensors plus host bookkeeping)."""
+        return self._storage_nbytes()
+
+    def _storage_nbytes(self) -> int:
+        """This class's part of :attr:`nbytes` (a subclass adds its own tables)."""
         tensors = (
             *leaves(self.observations), self.actions, self.rewards, self.terminated, self.ended,
             self.final_id, *leaves(self.final_observations),
