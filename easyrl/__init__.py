@@ -1,6 +1,6 @@
 """easyrl: fast, safe, scikit-learn-style deep RL for continuous control."""
 
-from easyrl.algorithms import DDPG, SAC, TD3, OffPolicyAlgorithm
+from easyrl.algorithms import DDPG, SAC, TD3, TQC, OffPolicyAlgorithm
 from easyrl.buffers import HerReplayBuffer, ReplayBuffer
 from easyrl.evaluation import evaluate_policy, evaluate_success_rate
 from easyrl.version import __version__
@@ -14,6 +14,7 @@ __all__ = [
     "DDPG",
     "SAC",
     "TD3",
+    "TQC",
     "HerReplayBuffer",
     "OffPolicyAlgorithm",
     "ReplayBuffer",

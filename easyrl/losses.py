@@ -51,6 +51,16 @@ def check_critic_backup(strategy: str, n_critics: int, algorithm: str) -> None:
         )
 
 
+def squared_critic_loss(current_q: torch.Tensor, target_q: torch.Tensor) -> torch.Tensor:
+    """Σ_i ½ E[(Q_i(s, a) − y)²] for the critics' values (n, B) and a target (B,) or (n, B)."""
+    return 0.5 * (current_q - target_q).pow(2).mean(dim=1).sum()
+
+
+def critic_minimum(q_all: torch.Tensor) -> torch.Tensor:
+    """min_i Q_i(s, a): the critics' values (n, B) combined as SAC's actor sees them."""
+    return q_all.min(dim=0).values
+
+
 def bootstrapped_target(batch: ReplayBatch, next_value: torch.Tensor) -> torch.Tensor:
     """y = R + γ^k (1 − terminated) · next_value, for the (n-step) transitions of ``batch``.
 
@@ -80,3 +90,27 @@ def actor_loss(
     if estimator == "reinforce":
         return (log_prob * objective.detach()).mean()
     raise ValueError(f"Unknown actor_gradient {estimator!r}; use one of {ACTOR_GRADIENTS}.")
+
+
+# ---------------------------------------------------------------------------------------------- quantiles (TQC)
+def truncated_quantiles(next_quantiles: torch.Tensor, drop_per_net: int) -> torch.Tensor:
+    """TQC's target atoms (Kuznetsov et al. 2020, eq. 10): the N·M quantiles that N critics predict at
+    (s', a'), pooled per state and sorted, without the N·d largest; (N, B, M) -> (B, N·(M − d))."""
+    n, batch, m = next_quantiles.shape
+    pooled = next_quantiles.permute(1, 0, 2).reshape(batch, n * m)
+    return pooled.sort(dim=1).values[:, : n * (m - drop_per_net)]
+
+
+def quantile_huber_loss(current_q: torch.Tensor, target_q: torch.Tensor) -> torch.Tensor:
+    """The quantile Huber loss of quantile regression (Dabney et al. 2018), as TQC uses it.
+
+    ``current_q`` (N, B, M): each critic's quantiles of the return at the fractions τ_m = (m + ½)/M;
+    ``target_q`` (B, K): the atoms of the target distribution. For every pair δ = atom − quantile, the loss
+    is |τ_m − 1{δ < 0}| · Huber_1(δ), averaged over all pairs, critics and states.
+    """
+    m = current_q.shape[-1]
+    tau = (torch.arange(m, device=current_q.device, dtype=current_q.dtype) + 0.5) / m
+    delta = target_q[None, :, None, :] - current_q[..., None]  # (N, B, M, K)
+    size = delta.abs()
+    huber = torch.where(size > 1, size - 0.5, 0.5 * delta.pow(2))
+    return ((tau[:, None] - (delta.detach() < 0).to(current_q.dtype)).abs() * huber).mean()

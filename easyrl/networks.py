@@ -279,10 +279,12 @@ class CriticEnsemble(FromObservations):
         hidden: Sequence[int],
         activation_fn: type[nn.Module],
         n_critics: int = 2,
+        n_outputs: int = 1,
     ) -> None:
         super().__init__()
         self.n_critics = n_critics
-        widths = [self._set_features(features) + action_dim, *hidden, 1]
+        self.n_outputs = n_outputs
+        widths = [self._set_features(features) + action_dim, *hidden, n_outputs]
         self.layers = nn.ModuleList(
             EnsembleLinear(n_critics, w_in, w_out) for w_in, w_out in itertools.pairwise(widths)
         )
@@ -295,7 +297,8 @@ class CriticEnsemble(FromObservations):
         detach_params: bool = False,
         members: int | None = None,
     ) -> torch.Tensor:
-        """Q-values of shape (n_critics, B), or (members, B) for only the first ``members`` critics.
+        """Q-values of shape (n_critics, B), or (members, B) for only the first ``members`` critics;
+        with ``n_outputs`` > 1 (TQC's quantiles), (n_critics, B, n_outputs).
 
         ``detach_params=True`` evaluates the critics as fixed functions: gradients flow to the
         inputs (the actor's actions) but none are computed for the critics' own weights (nor
@@ -313,7 +316,7 @@ class CriticEnsemble(FromObservations):
             x = layer.forward(x, weight, bias)
             if i < last:
                 x = self.activation.forward(x)
-        return x.squeeze(-1)
+        return x.squeeze(-1) if self.n_outputs == 1 else x
 
 
 class Policy(nn.Module):

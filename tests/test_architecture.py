@@ -18,14 +18,26 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "easyrl"
 MAX_MODULE_LINES = 400
-MAX_CODE_LINES = {"algorithms/sac.py": 150, "algorithms/td3.py": 100, "algorithms/ddpg.py": 40}
-ALGORITHM_MODULES = {"easyrl.algorithms.sac", "easyrl.algorithms.td3", "easyrl.algorithms.ddpg"}
+# sac.py: 155 since TQC (issue 18) reuses its update through two hooks, _critic_loss and _actor_q.
+MAX_CODE_LINES = {
+    "algorithms/sac.py": 155,
+    "algorithms/td3.py": 100,
+    "algorithms/ddpg.py": 40,
+    "algorithms/tqc.py": 60,
+}
+ALGORITHM_MODULES = {
+    "easyrl.algorithms.sac",
+    "easyrl.algorithms.td3",
+    "easyrl.algorithms.ddpg",
+    "easyrl.algorithms.tqc",
+}
 # Only the package faces, and algorithms built on another algorithm, may import an algorithm module.
 # SB3's import paths (easyrl.sac.policies, easyrl.td3.policies) are faces too: they re-export the policy classes.
 MAY_IMPORT_ALGORITHMS = {
     "easyrl",
     "easyrl.algorithms",
     "easyrl.algorithms.ddpg",
+    "easyrl.algorithms.tqc",
     "easyrl.algorithms.sac",
     "easyrl.sac.policies",
     "easyrl.td3.policies",

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from easyrl.buffers import ReplayBuffer
-from easyrl.buffers.replay import available_memory
+from easyrl.buffers.memory import available_memory
 
 
 def box(shape: tuple[int, ...], dtype: type = np.float32) -> gym.spaces.Box:

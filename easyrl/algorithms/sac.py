@@ -107,6 +107,11 @@ class SAC(gsde.StateDependentExploration, OffPolicyAlgorithm[SACPolicy]):
     _setup_params = OffPolicyAlgorithm._setup_params | {"ent_coef", "value_network", "use_sde"}
     policy_kwargs_keys = OffPolicyAlgorithm.policy_kwargs_keys | gsde.POLICY_KWARGS_KEYS
 
+    _critic_loss = staticmethod(losses.squared_critic_loss)
+    """The critics' loss from their values at (s, a) and the target (TQC's is the quantile Huber loss)."""
+    _actor_q = staticmethod(losses.critic_minimum)
+    """The value the actor maximises, from every critic's at (s, a ~ π) (TQC's: the mean quantile)."""
+
     def _constraints(self) -> dict[str, v.Constraint]:
         auto = v.Satisfies(
             lambda s: s == "auto" or (s.startswith("auto_") and float(s[5:]) > 0), "'auto' or 'auto_<init>'"
@@ -136,7 +141,8 @@ class SAC(gsde.StateDependentExploration, OffPolicyAlgorithm[SACPolicy]):
         features = PolicyFeatures(space, self._param("policy"), policy_kwargs)
         actor = self._build_actor(features.actor(), action_dim, actor_arch, activation, policy_kwargs)
         n_critics = policy_kwargs.get("n_critics", self.default_n_critics)
-        critic = CriticEnsemble(features.critic(), action_dim, critic_arch, activation, n_critics=n_critics)
+        outputs = policy_kwargs.get("n_quantiles", 1)  # TQC's critics each output M quantiles
+        critic = CriticEnsemble(features.critic(), action_dim, critic_arch, activation, n_critics, outputs)
         policy = SACPolicy(actor, critic, has_value=self.value_network)
         value = StateValue(features.critic(), critic_arch, activation) if self.value_network else None
         self._value = sac_v1.ValueNetwork(policy, value) if value is not None else None
@@ -202,13 +208,13 @@ class SAC(gsde.StateDependentExploration, OffPolicyAlgorithm[SACPolicy]):
         # Critics: regress every Q_i to the soft Bellman target (clipped double Q by default).
         target_q = self._critic_target(policy, batch, ent_coef)
         current_q = policy.critic(batch.observations, batch.actions)
-        critic_loss = 0.5 * (current_q - target_q).pow(2).mean(dim=1).sum()
+        critic_loss = self._critic_loss(current_q, target_q)
         gradient_step(self.critic_optimizer, critic_loss)
         stats["critic_loss"] = critic_loss.detach()
 
         # Actor: minimise E[α log π(a|s) − min_i Q_i(s, a)], a ~ π (critics held fixed).
         q_all = policy.critic(observations, actions_pi, detach_params=True)
-        loss = losses.actor_loss(self.actor_gradient, log_prob, q_all.min(dim=0).values, ent_coef)
+        loss = losses.actor_loss(self.actor_gradient, log_prob, self._actor_q(q_all), ent_coef)
         stats["actor_loss"] = loss.detach()
         if self._value is not None:
             assert self.value_optimizer is not None

@@ -41,7 +41,7 @@ class _Layout:
     """Where each of easyrl's entries comes from in SB3's state dict (or in an optimizer's, named alike)."""
 
     def __init__(self, model: OffPolicyAlgorithm[Any]) -> None:
-        self.sac = model.algorithm_name == "SAC"
+        self.sac = model.algorithm_name in ("SAC", "TQC")  # sb3-contrib's TQC names its networks as SAC's
         self.n_critics = model.critic.n_critics
         self.actor_depth = len(getattr(model.policy.actor, "trunk", [])) // 2  # hidden Linear layers
 

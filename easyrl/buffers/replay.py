@@ -26,7 +26,6 @@ Saving and loading the buffer's contents is in ``snapshot.py``.
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, ClassVar, NamedTuple
 
 import gymnasium as gym
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
 
+from easyrl.buffers.memory import measured_allocation
 from easyrl.buffers.n_step import n_step_window
 from easyrl.buffers.snapshot import INITIAL_SIDE_CAPACITY, ReplaySnapshot
 from easyrl.observations import Obs, ObsSpace, TensorObs, leaves, map_obs, zip_obs
@@ -75,34 +75,7 @@ def _storage(space: ObsSpace, leading: tuple[int, ...], device: torch.device) ->
     return one(space)
 
 
-def available_memory(device: torch.device) -> int | None:
-    """Bytes of memory free for new allocations on ``device`` (None where it cannot be told)."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    if device.type != "cpu":
-        return None
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def check_fits_in_memory(needed: int, capacity: int, device: torch.device) -> None:
-    """Refuse a buffer that cannot fit in the memory free now, before it is allocated: a buffer that fills
-    past the machine's memory would end the run, losing it, hours in (SB3 only warns)."""
-    free = available_memory(device)
-    if free is not None and needed > free:
-        raise ValueError(
-            f"buffer_size={capacity} needs {needed / 2**30:.1f} GiB of {device.type} memory when full, more "
-            f"than the {free / 2**30:.1f} GiB free: lower buffer_size."
-        )
+_PendingImport = tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, torch.Tensor]
 
 
 class ReplayBuffer(ReplaySnapshot):
@@ -157,33 +130,24 @@ class ReplayBuffer(ReplaySnapshot):
         self.observation_space = observation_space
         self.action_dim = action_dim
         rows, dev = self.rows, self.device
-        # torch.empty (and np.zeros): pages of never-written slots are never touched and cost no physical
-        # memory, so the whole buffer can be measured before any of it is used.
-        try:
+        self.final_observations: TensorObs = _storage(observation_space, (INITIAL_SIDE_CAPACITY, n_envs), dev)
+        # Uninitialised: unwritten pages cost nothing, so it is measured first. Adding reads the host's flags.
+        with measured_allocation(capacity, dev, lambda: ReplayBuffer._storage_nbytes(self)):
             self.observations: TensorObs = _storage(observation_space, (rows, n_envs), dev)
             self.actions = torch.empty((rows, n_envs, action_dim), dtype=torch.float32, device=dev)
             self.rewards = torch.empty((rows, n_envs), dtype=torch.float32, device=dev)
             self.terminated = torch.empty((rows, n_envs), dtype=torch.bool, device=dev)
             self.ended = torch.empty((rows, n_envs), dtype=torch.bool, device=dev)
             self.final_id = torch.empty((rows, n_envs), dtype=torch.int64, device=dev)
-        except (RuntimeError, MemoryError):  # more than the address space (or the device) can hold at all
-            raise ValueError(
-                f"buffer_size={capacity} is more than this machine can allocate: lower buffer_size."
-            ) from None
-        self.final_observations: TensorObs = _storage(observation_space, (INITIAL_SIDE_CAPACITY, n_envs), dev)
-        # Host-side bookkeeping, so that adding never has to read device memory.
-        self.pos = np.zeros(n_envs, dtype=np.int64)
-        self.count = np.zeros(n_envs, dtype=np.int64)
-        self._ended_host = np.zeros((rows, n_envs), dtype=bool)
-        self._side_head = np.zeros(n_envs, dtype=np.int64)
-        self._side_tail = np.zeros(n_envs, dtype=np.int64)
-        check_fits_in_memory(ReplayBuffer._storage_nbytes(self), capacity, dev)
+            self.pos = np.zeros(n_envs, dtype=np.int64)
+            self.count = np.zeros(n_envs, dtype=np.int64)
+            self._ended_host = np.zeros((rows, n_envs), dtype=bool)
+            self._side_head = np.zeros(n_envs, dtype=np.int64)
+            self._side_tail = np.zeros(n_envs, dtype=np.int64)
         for flags in (self.terminated, self.ended, self.final_id):
             flags.zero_()
         self._sampling_tables: tuple[int, torch.Tensor | None, torch.Tensor | None] | None = None
-        self._pending_import: (
-            tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, torch.Tensor] | None
-        ) = None
+        self._pending_import: _PendingImport | None = None
 
     # ------------------------------------------------------------------ sizes
     def __len__(self) -> int:

@@ -363,6 +363,7 @@ class ZipReader:
             NotImplementedError,
             RuntimeError,
             OSError,
+            UnicodeDecodeError,  # a member's local header flags a UTF-8 name that is not UTF-8
         ) as error:
             raise self.error(f"has a damaged member {member!r} ({error}).") from None
 
