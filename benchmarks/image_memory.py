@@ -18,7 +18,7 @@ import argparse
 
 import gymnasium as gym
 import numpy as np
-from machine import cpu_model  # this folder's machine description
+from machine import cpu_model, resident_bytes  # this folder's machine description
 
 from easyrl.buffers import ReplayBuffer
 
@@ -26,14 +26,6 @@ try:
     from stable_baselines3.common.buffers import ReplayBuffer as SB3ReplayBuffer
 except ImportError:  # optional
     SB3ReplayBuffer = None
-
-
-def resident_bytes() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""What the benchmark scripts print about the machine: every figure is quoted with the CPU model."""
+"""What the benchmark scripts read about the machine: the CPU model every figure is quoted with, and memory."""
 
 from __future__ import annotations
 
@@ -15,3 +15,12 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def resident_bytes() -> int:
+    """This process's resident memory (VmRSS, Linux)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")

@@ -21,19 +21,11 @@ import tempfile
 from pathlib import Path
 
 import torch
-from machine import cpu_model  # this folder's machine description
+from machine import cpu_model, resident_bytes  # this folder's machine description
 
 from easyrl import SAC
 from easyrl.callbacks import BaseCallback, CallbackList, CheckpointCallback, EvalCallback
 from easyrl.logger import configure
-
-
-def resident_bytes() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 class Sampler(BaseCallback):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,20 +39,28 @@ def run_folder(output: str | os.PathLike[str], algorithm: str, env_id: str, seed
     return Path(output) / algorithm / env_id / f"seed{seed}"
 
 
-def write_config(folder: Path, config: dict[str, Any]) -> None:
-    """Write ``config.yml`` beside and rename it, so a crash mid-write leaves the previous one whole."""
-    path = folder / CONFIG
-    path.with_suffix(".tmp").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+def replace_text(path: Path, text: str) -> None:
+    """Write ``text`` beside ``path`` and rename it over, so a crash mid-write leaves the previous file whole."""
+    path.with_suffix(".tmp").write_text(text, encoding="utf-8")
     os.replace(path.with_suffix(".tmp"), path)
+
+
+def read_mapping(path: Path, parse: Callable[[str], Any]) -> dict[str, Any] | None:
+    """The mapping ``parse`` reads from the text file ``path``, or None where there is none."""
+    if not path.is_file():
+        return None
+    data = parse(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else None
+
+
+def write_config(folder: Path, config: dict[str, Any]) -> None:
+    """Write the run's ``config.yml`` (whole, or not at all)."""
+    replace_text(folder / CONFIG, yaml.safe_dump(config, sort_keys=False))
 
 
 def read_config(folder: Path) -> dict[str, Any] | None:
     """The run's ``config.yml``, or None where there is none (a folder not written by ``easyrl train``)."""
-    path = folder / CONFIG
-    if not path.is_file():
-        return None
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else None
+    return read_mapping(folder / CONFIG, yaml.safe_load)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -173,17 +172,11 @@ def result_row(
 
 
 def write_row(folder: Path, row: dict[str, Any]) -> None:
-    """Write ``trial.json`` beside and rename it."""
+    """Write ``trial.json`` (whole, or not at all)."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / TRIAL
-    path.with_suffix(".tmp").write_text(json.dumps(row, indent=1), encoding="utf-8")
-    os.replace(path.with_suffix(".tmp"), path)
+    runs.replace_text(folder / TRIAL, json.dumps(row, indent=1))
 
 
 def read_row(folder: Path) -> dict[str, Any] | None:
     """A trial's ``trial.json``, or None where it has none (it has not finished)."""
-    path = folder / TRIAL
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else None
+    return runs.read_mapping(folder / TRIAL, json.loads)

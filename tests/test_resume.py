@@ -24,7 +24,7 @@ def settings(estimator: type[Any], **extra: Any) -> dict[str, Any]:
     kwargs: dict[str, Any] = {**FAST, "seed": 0, **extra}
     if estimator is DDPG:  # stateful noise: its process state must be saved too
         kwargs["action_noise"] = OrnsteinUhlenbeckActionNoise(np.zeros(1), 0.2 * np.ones(1))
-    elif estimator is not SAC:
+    elif not issubclass(estimator, SAC):
         kwargs["action_noise"] = NormalActionNoise(np.zeros(1), 0.1 * np.ones(1))
     return kwargs
 

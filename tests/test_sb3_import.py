@@ -73,7 +73,7 @@ def test_import_reads_the_algorithm_settings_and_state(
     assert (
         "_last_obs" in report.skipped and params["train_freq"] == 1
     )  # read from the pickle's opcodes, not run
-    if estimator is SAC:
+    if issubclass(estimator, SAC):
         import stable_baselines3
 
         sb3_model = stable_baselines3.SAC.load(sb3_files["SAC"], device="cpu")

@@ -250,7 +250,7 @@ def test_separate_learning_rates_reach_the_optimizers(estimator: type[Any]) -> N
     assert model.critic_optimizer.param_groups[0]["lr"] == 2e-3 * (1 + progress[-1])
     others = [o for o in model._optimizers() if o not in (model.actor_optimizer, model.critic_optimizer)]
     assert all(g["lr"] == 5e-4 for o in others for g in o.param_groups)
-    assert len(others) == (1 if estimator is SAC else 0)  # SAC's temperature follows learning_rate
+    assert len(others) == (1 if issubclass(estimator, SAC) else 0)  # SAC's temperature follows learning_rate
     model.set_params(actor_learning_rate=None, critic_learning_rate=3e-3).learn(60, reset_num_timesteps=False)
     assert model.actor_optimizer.param_groups[0]["lr"] == 5e-4
     assert model.critic_optimizer.param_groups[0]["lr"] == 3e-3
