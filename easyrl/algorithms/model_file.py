@@ -196,7 +196,6 @@ def load_model(
     params = _params(algorithm, loaded, custom, fail)
     observation_space, action_space = _spaces(metadata, fail)
     num_envs = _num_envs(metadata, params, loaded.state_dicts.get(TRAINING_STATE, {}), fail)
-    no_env = env is None and params.get("env") is None
     try:
         # Anything the file's settings (or the overrides) make go wrong while the model is built is the
         # file's error: an invalid value, a value of the wrong type, too large a buffer.
