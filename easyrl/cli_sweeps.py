@@ -126,18 +126,14 @@ def grid(params: list[str], grid_file: str | None) -> list[dict[str, Any]]:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    import gymnasium as gym
-
     from easyrl import experiment
     from easyrl.hyperparams import model_arguments, positive_steps
 
     configs = grid(args.param, args.grid)
     seeds = seed_list(args.seeds)
     base = experiment.run_config(args.algo, args.env, steps=args.steps, eval_episodes=args.eval_episodes)
-    model = experiment._build(base, verbose=0)
-    probe = gym.make(args.env)
-    shape = tuple(probe.action_space.shape or ())
-    probe.close()
+    model = experiment._build(base, verbose=0)  # built, so its action space is known
+    shape = tuple(model.action_space.shape or ())
     settings = [model_arguments(type(model), config, shape) for config in configs]
     for name, value in (("--cpus-per-trial", args.cpus_per_trial), ("--max-failures", args.max_failures + 1)):
         if value <= 0:

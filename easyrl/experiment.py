@@ -31,7 +31,7 @@ from easyrl.hyperparams import (
     positive_steps,
     resolve,
 )
-from easyrl.run_training import learn_in_folder
+from easyrl.run_training import learn_in_folder, resume_model
 from easyrl.version import __version__
 
 DEFAULT_EVAL_EPISODES = 5
@@ -224,13 +224,12 @@ def _resume(
     if steps is not None:
         config["hyperparams"]["n_timesteps"] = positive_steps(steps, "--steps")
     total = int(config["hyperparams"]["n_timesteps"])
-    usable = [c for c in runs.checkpoints(folder) if c.replay_buffer is not None]
-    if not usable:
+    checkpoint = runs.newest_resumable(folder)
+    if checkpoint is None:
         raise HyperparameterError(
             f"Cannot resume {folder}: it has no checkpoint with a replay buffer yet (one is taken every "
             f"{config['run']['save_freq']} steps); start it again with --force."
         )
-    checkpoint = usable[-1]
     if checkpoint.steps >= total:
         raise HyperparameterError(
             f"{folder} has trained {checkpoint.steps} of its {total} steps: pass --steps N with more "
@@ -240,10 +239,7 @@ def _resume(
         config["run"]["device"] = device
     estimator = algorithm_class(algo.upper())
     assert estimator is not None
-    model = estimator.load(checkpoint.model, device=config["run"]["device"])
-    model.set_params(verbose=verbose)
-    model.load_replay_buffer(checkpoint.replay_buffer)
-    runs.truncate_progress(folder, checkpoint.steps)
+    model = resume_model(estimator, folder, checkpoint, config["run"]["device"], verbose)
     runs.write_config(folder, config)
     learn_in_folder(model, folder, config, checkpoint.steps, verbose, progress, callback, resumed=True)
     return TrainResult(model, folder)

@@ -77,6 +77,17 @@ def learn_in_folder(
         checkpointer.save_now()
 
 
+def resume_model(cls: Any, folder: Path, checkpoint: runs.Checkpoint, device: str, verbose: int) -> Any:
+    """A ``cls`` model and its replay buffer loaded from the run's ``checkpoint``, with the run's
+    progress.csv cut back to it (the resumed run logs those rows again)."""
+    assert checkpoint.replay_buffer is not None
+    model = cls.load(checkpoint.model, device=device)
+    model.set_params(verbose=verbose)
+    model.load_replay_buffer(checkpoint.replay_buffer)
+    runs.truncate_progress(folder, checkpoint.steps)
+    return model
+
+
 def _restore_evaluations(evaluation: EvalCallback, kept: dict[str, np.ndarray] | None, calls: int) -> None:
     """Continue an evaluation record: the earlier results, the best mean, the evaluation schedule."""
     evaluation.n_calls = calls

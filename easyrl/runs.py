@@ -83,6 +83,12 @@ def checkpoints(folder: Path) -> list[Checkpoint]:
     return [Checkpoint(steps, models[steps], buffers.get(steps)) for steps in sorted(models)]
 
 
+def newest_resumable(folder: Path) -> Checkpoint | None:
+    """The newest checkpoint that has its replay buffer (what a run continues from), or None."""
+    usable = [c for c in checkpoints(folder) if c.replay_buffer is not None]
+    return usable[-1] if usable else None
+
+
 def checkpoint_paths(folder: Path, steps: int) -> tuple[Path, Path]:
     """Where the checkpoint at ``steps`` goes: the model file and the replay buffer's (CheckpointCallback's names)."""
     base = folder / CHECKPOINTS

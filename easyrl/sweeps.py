@@ -22,7 +22,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,18 +112,34 @@ def run_many(
     pending = [t for t in trials if (read_row(Path(t["folder"])) or {}).get("status") != "done"]
     errors: dict[str, str] = {}
     if pending:
-        ours = not ray.is_initialized()
-        if ours:
-            ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
-                     logging_level="ERROR", log_to_driver=verbose >= 2)  # fmt: skip
-        try:
+        with ray_session(ray, address, verbose):
             errors = _fit(
                 tune, estimator, pending, options, resources, output, max_failures, callback, verbose
             )
-        finally:
-            if ours:
-                ray.shutdown()
     return _table(trials, errors, output, verbose)
+
+
+@contextlib.contextmanager
+def ray_session(ray: Any, address: str | None, verbose: int) -> Iterator[None]:
+    """Ray for the block: the session the script started with ``ray.init()``, else one started here (local,
+    or the cluster at ``address`` or ``RAY_ADDRESS``) and shut down after. Workers' output reaches this
+    process from ``verbose`` 2."""
+    ours = not ray.is_initialized()
+    if ours:
+        ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
+                 logging_level="ERROR", log_to_driver=verbose >= 2)  # fmt: skip
+    try:
+        yield
+    finally:
+        if ours:
+            ray.shutdown()
+
+
+def fit(tuner: Any, verbose: int) -> Any:
+    """``tuner.fit()``, without Ray Tune's banner below ``verbose`` 2 (Ray prints it even at its verbosity 0)."""
+    quiet = contextlib.redirect_stdout(io.StringIO()) if verbose < 2 else contextlib.nullcontext()
+    with quiet:
+        return tuner.fit()
 
 
 def _fit(
@@ -153,9 +169,7 @@ def _fit(
             failure_config=tune.FailureConfig(max_failures=max_failures),
         ),
     )  # fmt: skip
-    quiet = contextlib.redirect_stdout(io.StringIO()) if verbose < 2 else contextlib.nullcontext()
-    with quiet:  # Ray Tune prints a banner even at its verbosity 0
-        grid = tuner.fit()
+    grid = fit(tuner, verbose)
     errors = {}
     for result in grid:
         if result.error is not None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from easyrl import runs
 from easyrl.callbacks import BaseCallback, CallbackList
-from easyrl.run_training import learn_in_folder
+from easyrl.run_training import learn_in_folder, resume_model
 
 TRIAL = "trial.json"
 """A finished trial's row of the results table, in its run folder (what a resumed sweep reads back)."""
@@ -110,18 +110,15 @@ def run_trial(
     from the run is not caught here.
     """
     total = int(options["total_timesteps"])
-    usable = [c for c in runs.checkpoints(folder) if c.replay_buffer is not None]
+    checkpoint = runs.newest_resumable(folder)
     saved = runs.read_config(folder)
-    resumed = bool(usable) and saved is not None and usable[-1].steps < total
-    if resumed:
-        checkpoint = usable[-1]
-        model = type(estimator).load(checkpoint.model, device=estimator.get_params().get("device", "auto"))
-        model.set_params(verbose=0)
-        model.load_replay_buffer(checkpoint.replay_buffer)
-        runs.truncate_progress(folder, checkpoint.steps)
-        assert saved is not None
+    if checkpoint is not None and saved is not None and checkpoint.steps < total:
+        resumed = True
+        device = estimator.get_params().get("device", "auto")
+        model = resume_model(type(estimator), folder, checkpoint, device, 0)
         start, run_config = checkpoint.steps, saved
     else:
+        resumed = False
         shutil.rmtree(folder, ignore_errors=True)  # a trial that died before its first checkpoint
         # sklearn.base.clone's work, without scikit-learn: a new estimator from copies of the settings.
         model = type(estimator)(**copy.deepcopy(estimator.get_params())).set_params(**dict(config), seed=seed)

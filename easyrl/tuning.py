@@ -14,8 +14,6 @@ Optuna is imported here only (the ``tune`` extra).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import sys
 from collections.abc import Callable
@@ -23,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from easyrl import experiment, runs
+from easyrl import experiment, runs, sweeps
 from easyrl.extras import require
 from easyrl.hyperparams import HyperparameterError, check_algorithm, check_env, dump, positive_steps
 from easyrl.trial_report import EvalReporter, evaluation_means
@@ -169,24 +167,16 @@ def _tune_on_ray(
         trial = f"trial_{tune.get_context().get_trial_id()}"
         trial_run(trial, settings, lambda metrics: tune.report(metrics) or True)
 
-    ours = not ray.is_initialized()
-    if ours:
-        ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False, logging_level="ERROR",
-                 log_to_driver=False)  # fmt: skip
-    try:
+    with sweeps.ray_session(ray, address, verbose=0):
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": cpus_per_trial}),
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=stopping, num_samples=n_trials),
             run_config=tune.RunConfig(name="ray", storage_path=str(trial_run.output), verbose=0),
         )  # fmt: skip
-        with contextlib.redirect_stdout(io.StringIO()):  # Ray Tune's banner, printed at any verbosity
-            grid = tuner.fit()
+        grid = sweeps.fit(tuner, verbose=0)
         errors = [" ".join(str(result.error).split()) for result in grid if result.error is not None]
         if errors and len(errors) == len(grid):
             raise HyperparameterError(f"Every trial failed on Ray; the first: {errors[0][:800]}")
-    finally:
-        if ours:
-            ray.shutdown()
     return optuna.load_study(study_name=name, storage=rdb) if rdb else searcher._ot_study
 
 
