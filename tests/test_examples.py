@@ -53,6 +53,10 @@ SHORT_RUNS: dict[str, tuple[list[str], str]] = {
         ["--steps", "120", "--seeds", "1", "--eval-episodes", "1", "--variants", "default", "n_steps=3"],
         r"\| `n_steps=3` \| -?\d",
     ),
+    "seed_sweep.py": (
+        ["--steps", "200", "--seeds", "1", "--output", "{tmp}/sweep"],
+        r"learning_rate=0\.001: -?\d+\.\d ± nan \(1 seeds\)",
+    ),
     "experiment_workflow.py": (
         [*WORKFLOW_SHORT, "--output", "{tmp}/runs", "--plot", "{tmp}/curve.png"],
         r"Learning curves \(mean ± 1 std over 2 seeds\)",
