@@ -1,6 +1,6 @@
 """easyrl: fast, safe, scikit-learn-style deep RL for continuous control."""
 
-from easyrl.algorithms import DDPG, SAC, TD3, TQC, OffPolicyAlgorithm
+from easyrl.algorithms import DDPG, SAC, TD3, TQC, CrossQ, OffPolicyAlgorithm
 from easyrl.buffers import HerReplayBuffer, ReplayBuffer
 from easyrl.evaluation import evaluate_policy, evaluate_success_rate
 from easyrl.version import __version__
@@ -15,6 +15,7 @@ __all__ = [
     "SAC",
     "TD3",
     "TQC",
+    "CrossQ",
     "HerReplayBuffer",
     "OffPolicyAlgorithm",
     "ReplayBuffer",

@@ -98,10 +98,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_train(commands: Any) -> None:
     train = commands.add_parser("train", help="train with tuned settings into a run folder",
-                                description="Train ALGO (sac, td3, ddpg) on the env id ENV with rl-zoo's tuned "
+                                description="Train ALGO (sac, td3, ddpg, tqc, crossq) on the env id ENV with rl-zoo's tuned "
                                 "settings, into OUTPUT/ALGO/ENV/seedK/: config.yml, progress.csv, evaluations.npz, "
                                 "best_model.zip, checkpoints/ and final_model.zip.")  # fmt: skip
-    train.add_argument("algo", help="sac, td3 or ddpg")
+    train.add_argument("algo", help="sac, td3, ddpg, tqc or crossq")
     train.add_argument("env", help="a gymnasium env id, e.g. Pendulum-v1 or HalfCheetah-v4")
     train.add_argument("--steps", help="the budget in env steps, e.g. 20000 or 1e6 (default: the settings')")
     train.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")

@@ -21,7 +21,7 @@ def add_commands(commands: Any) -> None:
                                 "the grid's values and every seed, one Ray Tune trial per run (the ray extra), into "
                                 "OUTPUT/<settings>/ALGO/ENV/seedK/; prints the results table and writes results.csv "
                                 "and curves.png to OUTPUT.")  # fmt: skip
-    sweep.add_argument("algo", help="sac, td3 or ddpg")
+    sweep.add_argument("algo", help="sac, td3, ddpg, tqc or crossq")
     sweep.add_argument("env", help="a gymnasium env id, e.g. Pendulum-v1")
     sweep.add_argument("-p", "--param", action="append", default=[], metavar="KEY=V1,V2",
                        help="values of one setting to sweep, e.g. -p learning_rate=1e-3,3e-4 (repeatable)")  # fmt: skip
@@ -45,7 +45,7 @@ def add_commands(commands: Any) -> None:
                                description="Search ALGO's settings on ENV with Optuna (the tune extra): TPE sampling "
                                "over rl-zoo's search space, trials pruned at the median of their evaluations; writes "
                                "the best settings as a YAML file for easyrl train --hyperparams.")  # fmt: skip
-    tune.add_argument("algo", help="sac, td3 or ddpg")
+    tune.add_argument("algo", help="sac, td3, ddpg or tqc (crossq: pass a search space from Python)")
     tune.add_argument("env", help="a gymnasium env id, e.g. Pendulum-v1")
     tune.add_argument("--n-trials", type=int, required=True, help="trials to run (more, on a resumed study)")
     tune.add_argument("--steps", required=True, help="each trial's budget in env steps")

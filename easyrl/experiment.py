@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import gymnasium as gym
 
 from easyrl import algorithms, runs
-from easyrl.algorithms.registry import algorithm_class
+from easyrl.algorithms.registry import algorithm_named
 from easyrl.callbacks import BaseCallback
 from easyrl.hyperparams import (
     HyperparameterError,
@@ -133,7 +133,7 @@ def train(
     progress: bool | None = None,
     callback: BaseCallback | None = None,
 ) -> TrainResult:
-    """Train ``algo`` ("sac", "td3", "ddpg") on the env id ``env`` with its tuned settings; returns the
+    """Train ``algo`` ("sac", "td3", "ddpg", "tqc", "crossq") on the env id ``env`` with its tuned settings; returns the
     model and the run folder ``<output>/<algo>/<env>/seed<seed>``.
 
     Args:
@@ -186,7 +186,7 @@ def train(
 
 def _build(config: dict[str, Any], verbose: int) -> Any:
     """The model of a run, built and checked (an invalid value is a HyperparameterError)."""
-    estimator = algorithm_class(config["algorithm"].upper())
+    estimator = algorithm_named(config["algorithm"])
     assert estimator is not None
     probe = gym.make(config["env"])
     try:
@@ -237,7 +237,7 @@ def _resume(
         )
     if device is not None:
         config["run"]["device"] = device
-    estimator = algorithm_class(algo.upper())
+    estimator = algorithm_named(algo)
     assert estimator is not None
     model = resume_model(estimator, folder, checkpoint, config["run"]["device"], verbose)
     runs.write_config(folder, config)

@@ -34,7 +34,7 @@ from easyrl import zoo
 from easyrl.buffers import HerReplayBuffer, ReplayBuffer
 from easyrl.noise import ActionNoise, NormalActionNoise, OrnsteinUhlenbeckActionNoise
 
-ALGORITHMS = ("sac", "td3", "ddpg")
+ALGORITHMS = ("sac", "td3", "ddpg", "tqc", "crossq")
 """The algorithms that ship tuned settings (the names ``easyrl train`` accepts)."""
 
 NOISE_TYPES: dict[str, type[ActionNoise]] = {
@@ -73,7 +73,7 @@ class HyperparameterError(ValueError):
 
 
 def shipped_table(algorithm: str) -> dict[str, Any]:
-    """The shipped settings of ``algorithm`` ("sac", "td3" or "ddpg"), by env id."""
+    """The shipped settings of ``algorithm`` (one of :data:`ALGORITHMS`), by env id."""
     algorithm = check_algorithm(algorithm)
     text = resources.files("easyrl").joinpath("hyperparams", f"{algorithm}.yml").read_text(encoding="utf-8")
     return _parse_yaml(text, f"easyrl's {algorithm}.yml")

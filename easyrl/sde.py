@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from easyrl import validation as v
+from easyrl.blocks import BatchNormSettings
 from easyrl.networks import LOG_SQRT_2PI, Features, FromObservations, log_det_tanh, mlp
 
 POLICY_KWARGS: dict[str, Any] = {"log_std_init": -3.0, "use_expln": False, "full_std": True, "clip_mean": 2.0}
@@ -89,10 +90,11 @@ class StateDependentActor(FromObservations):
         use_expln: bool = POLICY_KWARGS["use_expln"],
         full_std: bool = POLICY_KWARGS["full_std"],
         clip_mean: float = POLICY_KWARGS["clip_mean"],
+        batch_norm: BatchNormSettings | None = None,
     ) -> None:
         super().__init__()
         features_dim = self._set_features(features)
-        self.trunk = mlp(features_dim, hidden, activation_fn)
+        self.trunk = mlp(features_dim, hidden, activation_fn, batch_norm)
         latent_dim = hidden[-1] if hidden else features_dim
         self.mean = nn.Linear(latent_dim, action_dim)
         self.log_std = nn.Parameter(

@@ -70,10 +70,18 @@ def sample_td3(trial: Any) -> dict[str, Any]:
     return settings
 
 
+def sample_tqc(trial: Any) -> dict[str, Any]:
+    """rl-zoo's TQC space: SAC's, plus the quantiles dropped per critic (0 to 5)."""
+    settings = sample_sac(trial)
+    settings["top_quantiles_to_drop_per_net"] = trial.suggest_int("top_quantiles_to_drop_per_net", 0, 5)
+    return settings
+
+
 SEARCH_SPACES: dict[str, Callable[[Any], dict[str, Any]]] = {
     "sac": sample_sac,
     "td3": sample_td3,
     "ddpg": sample_td3,
+    "tqc": sample_tqc,
 }
 """The search space of each algorithm: a function of an Optuna trial returning rl-zoo-form settings."""
 
@@ -235,7 +243,12 @@ def tune(
     budget = positive_steps(steps, "--steps")
     for name, value in (("--n-trials", n_trials), ("--n-evaluations", n_evaluations), ("--n-jobs", n_jobs)):
         positive_steps(value, name)
-    sample = search_space or SEARCH_SPACES[algo]
+    sample = search_space or SEARCH_SPACES.get(algo)
+    if sample is None:
+        raise HyperparameterError(
+            f"easyrl ships no search space for {algo} (rl-zoo has none either): pass search_space= from Python, "
+            f"or tune one of {', '.join(SEARCH_SPACES)}."
+        )
     folder = Path(output).resolve()
     eval_freq = max(budget // n_evaluations, 1)
     sampler = optuna.samplers.TPESampler(n_startup_trials=n_startup_trials, seed=seed)

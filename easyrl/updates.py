@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 
-def adam(params: Iterable[torch.Tensor], lr: float = 0.0) -> torch.optim.Adam:
+def adam(
+    params: Iterable[torch.Tensor], lr: float = 0.0, betas: tuple[float, float] = (0.9, 0.999)
+) -> torch.optim.Adam:
     """The optimizer every algorithm uses (its rate is set from the schedules before training).
 
     ``fused=True`` updates each tensor in one pass that reads and writes its parameter, gradient
@@ -20,7 +22,7 @@ def adam(params: Iterable[torch.Tensor], lr: float = 0.0) -> torch.optim.Adam:
     CPU it steps SAC's networks in a third of the time. Same algorithm (Kingma & Ba 2015, with
     PyTorch's defaults), results equal up to float rounding.
     """
-    return torch.optim.Adam(params, lr=lr, fused=True)
+    return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
 
 
 def gradient_step(

@@ -275,3 +275,18 @@ def test_the_progress_bar_fits_an_80_column_terminal(tmp_path: Path) -> None:
     assert lines, text[-2000:]
     assert all(len(line.rstrip()) <= 80 for line in lines), lines
     assert any("20,000/20,000" in line and "steps/s" in line for line in lines), lines[-3:]
+
+
+@pytest.mark.parametrize("algo", ["tqc", "crossq"])
+def test_train_runs_the_newer_algorithms_with_rl_zoos_settings(algo: str, tmp_path: Path) -> None:
+    """rl-zoo's Pendulum entry (CrossQ's: [256, 256] networks, policy_delay 2), shrunk to 300 steps."""
+    result = run_cli(
+        "train", algo, "Pendulum-v1", "--steps", "300", "--eval-freq", "300", "--eval-episodes", "1",
+        "-p", "learning_starts=100", "--output", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "easyrl's tuned settings" in result.stdout
+    model = easyrl.load(tmp_path / algo / "Pendulum-v1" / "seed0" / "model.zip")
+    assert type(model).__name__ == {"tqc": "TQC", "crossq": "CrossQ"}[algo] and model.num_timesteps == 300
+    if algo == "crossq":
+        assert model.policy_delay == 2 and model.policy.critic.layers[0].weight.shape[-1] == 256

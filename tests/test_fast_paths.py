@@ -24,7 +24,7 @@ from tests.conftest import FAST
 
 def plain_critics(
     ensemble: CriticEnsemble, obs: torch.Tensor, actions: torch.Tensor, detach_params: bool = False,
-    members: int | None = None,
+    members: int | None = None, generator: torch.Generator | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """The ensemble's Q-values computed one critic at a time with ``nn.functional.linear``."""
     x = torch.cat([obs, actions], dim=-1)

@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from easyrl import DDPG, SAC, TD3
+from easyrl import DDPG, SAC, TD3, TQC, CrossQ
 from easyrl.hyperparams import (
     ALGORITHMS,
     HyperparameterError,
@@ -17,7 +17,7 @@ from easyrl.hyperparams import (
 )
 from easyrl.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
 
-ESTIMATORS = {"sac": SAC, "td3": TD3, "ddpg": DDPG}
+ESTIMATORS = {"sac": SAC, "td3": TD3, "ddpg": DDPG, "tqc": TQC, "crossq": CrossQ}
 MUJOCO = ("HalfCheetah-v4", "Ant-v4", "Hopper-v4", "Walker2d-v4", "Humanoid-v4", "Swimmer-v4")
 
 
@@ -33,7 +33,12 @@ def test_every_shipped_entry_is_a_registered_env_with_valid_settings(algorithm: 
 
 
 def test_the_values_are_rl_zoos() -> None:
-    sac, td3, ddpg = (shipped_table(name) for name in ALGORITHMS)
+    sac, td3, ddpg, tqc, crossq = (shipped_table(name) for name in ALGORITHMS)
+    assert (
+        tqc["Hopper-v4"]["top_quantiles_to_drop_per_net"] == 5 and tqc["Ant-v4"]["learning_starts"] == 10000
+    )
+    assert crossq["Walker2d-v4"]["policy_kwargs"] == "dict(net_arch=dict(pi=[256, 256], qf=[2048, 2048]))"
+    assert crossq["Pendulum-v1"]["policy_delay"] == 2 and crossq["HalfCheetah-v4"]["learning_starts"] == 5000
     assert sac["Pendulum-v1"] == {"n_timesteps": 20000, "policy": "MlpPolicy", "learning_rate": 1e-3}
     assert sac["Humanoid-v4"] == {"n_timesteps": 2e6, "policy": "MlpPolicy", "learning_starts": 10000}
     assert sac["Swimmer-v4"]["gamma"] == 0.9999 and sac["MountainCarContinuous-v0"]["use_sde"] is True

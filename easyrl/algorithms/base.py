@@ -21,13 +21,14 @@ from gymnasium.vector import VectorEnv
 
 from easyrl import extractors
 from easyrl import validation as v
-from easyrl.algorithms import model_envs, model_file, replay_file, sb3_import
+from easyrl.algorithms import model_envs, model_file, replay_file, resets, sb3_import
 from easyrl.algorithms.estimator import BuiltFrom, Estimator
 from easyrl.algorithms.loop import TrainingLoop
 from easyrl.algorithms.policies import PolicyAttributes, describe
 from easyrl.algorithms.registry import register
 from easyrl.algorithms.reporting import ReportingMixin
 from easyrl.algorithms.training_state import FromTrainingState, TrainingState
+from easyrl.blocks import CRITIC_OPTION_KEYS
 from easyrl.buffers import ReplayBatch, ReplayBuffer, replay_buffer_class
 from easyrl.envs import EnvLike, EnvStepper, VecNormalize, env_id_of, to_vector_env
 from easyrl.envs.vec_env import VecEnv, unwrap_vec_env
@@ -118,9 +119,8 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, PolicyAttribut
 
     algorithm_name: ClassVar[str] = "OffPolicyAlgorithm"
     default_net_arch: ClassVar[list[int]] = [256, 256]
-    policy_kwargs_keys: ClassVar[frozenset[str]] = (
-        frozenset({"net_arch", "activation_fn", "n_critics"}) | extractors.POLICY_KWARGS_KEYS
-    )
+    policy_kwargs_keys: ClassVar[frozenset[str]] = frozenset(("net_arch", "activation_fn", "n_critics",
+        "reset_interval", *extractors.POLICY_KWARGS_KEYS, *CRITIC_OPTION_KEYS))  # fmt: skip
     _setup_params: ClassVar[frozenset[str]] = frozenset(("env", "policy", "buffer_size", "replay_buffer_class",
         "replay_buffer_kwargs", "policy_kwargs", "n_envs", "seed", "device", "compile_update", "normalize"))  # fmt: skip
 
@@ -182,6 +182,7 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, PolicyAttribut
     def _validate_params(self) -> None:
         v.check_params(self.get_params(), self._constraints())
         self._check_combinations()
+        resets.reset_interval(v.policy_kwargs(self.policy_kwargs))
         v.parse_train_freq(self.train_freq)
         self._replay_buffer_type()
 
@@ -366,7 +367,6 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, PolicyAttribut
         """A model saved by ``save``, on ``device``, ready to predict and to continue training.
 
         ``easyrl.load`` reads a file of any algorithm (the file names it); ``SAC.load`` only SAC's.
-
         Args:
             env: the env to continue training on; by default the env id saved with the model (a model
                 built from an env object must be given one here or with ``set_env`` to train).

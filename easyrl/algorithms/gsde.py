@@ -14,6 +14,7 @@ from torch import nn
 
 from easyrl import sde
 from easyrl import validation as v
+from easyrl.blocks import BatchNormSettings
 from easyrl.networks import Features, SquashedGaussianActor
 from easyrl.sde import StateDependentActor
 
@@ -34,7 +35,6 @@ class StateDependentExploration:
     use_sde: bool
     sde_sample_freq: int
     use_sde_at_warmup: bool
-    num_actor_samples: int
     num_envs: int
     training_state: TrainingState
 
@@ -56,10 +56,11 @@ class StateDependentExploration:
             },
         )
         sde.check_policy_kwargs(v.policy_kwargs(self._param("policy_kwargs")), self.use_sde)
-        if self.use_sde and self.num_actor_samples != 1:
+        samples = getattr(self, "num_actor_samples", 1)  # SAC's setting; CrossQ samples one action per state
+        if self.use_sde and samples != 1:
             # One matrix serves a whole batch: the copies of a state would all get the same action.
             raise ValueError(
-                f"num_actor_samples={self.num_actor_samples} cannot be used with use_sde=True: gSDE draws one "
+                f"num_actor_samples={samples} cannot be used with use_sde=True: gSDE draws one "
                 "exploration matrix per batch, so the samples of one state would all be the same action. "
                 "Use num_actor_samples=1."
             )
@@ -71,11 +72,14 @@ class StateDependentExploration:
         hidden: Sequence[int],
         activation_fn: type[nn.Module],
         policy_kwargs: dict[str, Any],
+        batch_norm: BatchNormSettings | None = None,
     ) -> Actor:
         if not self.use_sde:
-            return SquashedGaussianActor(features, action_dim, hidden, activation_fn)
+            return SquashedGaussianActor(features, action_dim, hidden, activation_fn, batch_norm)
         settings = {key: policy_kwargs.get(key, default) for key, default in sde.POLICY_KWARGS.items()}
-        return StateDependentActor(features, action_dim, hidden, activation_fn, **settings)
+        return StateDependentActor(
+            features, action_dim, hidden, activation_fn, **settings, batch_norm=batch_norm
+        )
 
     @property
     def _sde_actor(self) -> StateDependentActor:

@@ -14,12 +14,13 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Self, cast
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import numpy as np
 import torch
 
 from easyrl import validation as v
+from easyrl.algorithms import resets
 from easyrl.algorithms.faults import (
     FAULT_CONSTRAINTS,
     DeferredInterrupts,
@@ -67,6 +68,7 @@ class TrainingLoop(FaultSettings):
     learning_rate: float | str | Callable[[float], float]
     actor_learning_rate: float | str | Callable[[float], float] | None
     critic_learning_rate: float | str | Callable[[float], float] | None
+    policy_kwargs: dict[str, Any] | str | None
     _stepper: EnvStepper
     _normalizer: Normalizer | None
     _env_normalizes: bool  # the env is a VecNormalize: predict takes normalised observations
@@ -260,6 +262,7 @@ class TrainingLoop(FaultSettings):
             rate = schedule(progress_remaining)
             for group in optimizer.param_groups:
                 group["lr"] = rate
+        interval = resets.reset_interval(v.policy_kwargs(self.policy_kwargs))
         with guarded(self._nonfinite):
             for _ in range(gradient_steps):
                 self._interrupts.check()  # a safe point: between whole updates
@@ -271,6 +274,8 @@ class TrainingLoop(FaultSettings):
                 stats = self._update(batch)
                 self._nonfinite.end_update()
                 state.n_updates += 1
+                if interval is not None and state.n_updates % interval == 0:
+                    resets.reset_networks(self)  # type: ignore[arg-type]  # mixed into OffPolicyAlgorithm only
                 for key, value in stats.items():
                     self.logger.record_mean(f"train/{key}", value)
         self.logger.record("train/n_updates", state.n_updates, exclude="tensorboard")

@@ -25,5 +25,10 @@ def algorithm_class(name: object) -> type[Any] | None:
     return _ALGORITHMS.get(name) if isinstance(name, str) else None
 
 
+def algorithm_named(name: str) -> type[Any] | None:
+    """The class whose registered name is ``name`` in any case (``"crossq"`` is CrossQ), or None."""
+    return {known.lower(): cls for known, cls in _ALGORITHMS.items()}.get(name.lower())
+
+
 def algorithm_names() -> list[str]:
     return list(_ALGORITHMS)

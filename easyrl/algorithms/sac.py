@@ -19,14 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 
 from easyrl import losses
 from easyrl import validation as v
-from easyrl.algorithms import gsde, policies, sac_v1
+from easyrl.algorithms import gsde, policies, sac_v1, temperature
 from easyrl.algorithms.base import OffPolicyAlgorithm
+from easyrl.blocks import critic_options
 from easyrl.buffers import ReplayBatch
 from easyrl.networks import CriticEnsemble, PolicyFeatures, StateValue
 from easyrl.observations import ObsSpace, TensorObs, repeat_batch
@@ -109,18 +109,19 @@ class SAC(gsde.StateDependentExploration, OffPolicyAlgorithm[SACPolicy]):
 
     _critic_loss = staticmethod(losses.squared_critic_loss)
     """The critics' loss from their values at (s, a) and the target (TQC's is the quantile Huber loss)."""
-    _actor_q = staticmethod(losses.critic_minimum)
-    """The value the actor maximises, from every critic's at (s, a ~ π) (TQC's: the mean quantile)."""
+
+    def _actor_q(self, q_all: torch.Tensor) -> torch.Tensor:
+        """The value the actor maximises, from every critic's at (s, a ~ π): min_i Q_i, or with REDQ's
+        random-subset target the mean of all critics (Chen et al. 2021); TQC's is the mean quantile."""
+        return (
+            q_all.mean(dim=0) if self._policy.critic.options.critic_subset else losses.critic_minimum(q_all)
+        )
 
     def _constraints(self) -> dict[str, v.Constraint]:
-        auto = v.Satisfies(
-            lambda s: s == "auto" or (s.startswith("auto_") and float(s[5:]) > 0), "'auto' or 'auto_<init>'"
-        )
         return {
             **super()._constraints(),
-            "ent_coef": v.AnyOf((v.Interval(0, None), auto)),
+            **temperature.constraints(),
             "target_update_interval": v.positive_int(),
-            "target_entropy": v.AnyOf((v.Interval(), v.Options(("auto",)))),
             "critic_backup": v.Options(losses.CRITIC_BACKUPS),
             "actor_gradient": v.Options(losses.ACTOR_GRADIENTS),
             "num_actor_samples": v.positive_int(),
@@ -142,7 +143,10 @@ class SAC(gsde.StateDependentExploration, OffPolicyAlgorithm[SACPolicy]):
         actor = self._build_actor(features.actor(), action_dim, actor_arch, activation, policy_kwargs)
         n_critics = policy_kwargs.get("n_critics", self.default_n_critics)
         outputs = policy_kwargs.get("n_quantiles", 1)  # TQC's critics each output M quantiles
-        critic = CriticEnsemble(features.critic(), action_dim, critic_arch, activation, n_critics, outputs)
+        options = critic_options(policy_kwargs, n_critics)
+        critic = CriticEnsemble(
+            features.critic(), action_dim, critic_arch, activation, n_critics, outputs, options
+        )
         policy = SACPolicy(actor, critic, has_value=self.value_network)
         value = StateValue(features.critic(), critic_arch, activation) if self.value_network else None
         self._value = sac_v1.ValueNetwork(policy, value) if value is not None else None
@@ -154,13 +158,7 @@ class SAC(gsde.StateDependentExploration, OffPolicyAlgorithm[SACPolicy]):
         self.actor_optimizer = adam(policy.actor.parameters(), lr)
         self.critic_optimizer = adam(policy.critic.own_parameters(), lr)
         self.value_optimizer = adam(policy.value.own_parameters(), lr) if self.value_network else None
-        if isinstance(self.ent_coef, str):
-            initial = float(self.ent_coef[5:]) if self.ent_coef.startswith("auto_") else 1.0
-            self.log_ent_coef = torch.tensor(np.log(initial), device=self._device, requires_grad=True)
-            self.ent_coef_optimizer: torch.optim.Optimizer | None = adam([self.log_ent_coef], lr)
-        else:
-            self.log_ent_coef = torch.tensor(np.log(float(self.ent_coef)), device=self._device)
-            self.ent_coef_optimizer = None
+        self.log_ent_coef, self.ent_coef_optimizer = temperature.create(self.ent_coef, self._device)
 
     def _optimizers(self) -> list[torch.optim.Optimizer]:
         optional = (self.value_optimizer, self.ent_coef_optimizer)
@@ -172,10 +170,6 @@ class SAC(gsde.StateDependentExploration, OffPolicyAlgorithm[SACPolicy]):
             schedules[self.value_optimizer] = schedules[self.critic_optimizer]
         return schedules
 
-    @property
-    def _target_entropy(self) -> float:
-        return -float(self.action_dim) if self.target_entropy == "auto" else float(self.target_entropy)
-
     # ------------------------------------------------------------------ update
     def _critic_target(self, policy: SACPolicy, batch: ReplayBatch, ent_coef: torch.Tensor) -> torch.Tensor:
         """y = r + γ (1 − terminated) (backup_i Q̄(s', a') − α log π(a'|s')), a' ~ π(·|s');
@@ -183,9 +177,12 @@ class SAC(gsde.StateDependentExploration, OffPolicyAlgorithm[SACPolicy]):
         with torch.no_grad():
             if self._value is not None:
                 return self._value.critic_target(batch)
-            next_actions, next_log_prob = policy.actor(batch.next_observations, self.training_state.torch_rng)
+            rng = self.training_state.torch_rng
+            next_actions, next_log_prob = policy.actor(batch.next_observations, rng)
+            members = policy.critic.target_members(rng)  # REDQ's random subset, or every critic
             next_q = losses.critic_backup(
-                policy.critic_target(batch.next_observations, next_actions), self.critic_backup
+                policy.critic_target(batch.next_observations, next_actions, members=members, generator=rng),
+                self.critic_backup,
             )
             if self.backup_entropy:
                 next_q = next_q - ent_coef * next_log_prob
@@ -207,13 +204,15 @@ class SAC(gsde.StateDependentExploration, OffPolicyAlgorithm[SACPolicy]):
 
         # Critics: regress every Q_i to the soft Bellman target (clipped double Q by default).
         target_q = self._critic_target(policy, batch, ent_coef)
-        current_q = policy.critic(batch.observations, batch.actions)
+        current_q = policy.critic(batch.observations, batch.actions, generator=self.training_state.torch_rng)
         critic_loss = self._critic_loss(current_q, target_q)
         gradient_step(self.critic_optimizer, critic_loss)
         stats["critic_loss"] = critic_loss.detach()
 
         # Actor: minimise E[α log π(a|s) − min_i Q_i(s, a)], a ~ π (critics held fixed).
-        q_all = policy.critic(observations, actions_pi, detach_params=True)
+        q_all = policy.critic(
+            observations, actions_pi, detach_params=True, generator=self.training_state.torch_rng
+        )
         loss = losses.actor_loss(self.actor_gradient, log_prob, self._actor_q(q_all), ent_coef)
         stats["actor_loss"] = loss.detach()
         if self._value is not None:
@@ -227,7 +226,8 @@ class SAC(gsde.StateDependentExploration, OffPolicyAlgorithm[SACPolicy]):
         else:
             # Temperature: minimise −α (log π(a|s) + H̄) over log α. Its gradient is independent of
             # the actor's, so one backward pass serves both losses.
-            ent_coef_loss = -(self.log_ent_coef * (log_prob.detach() + self._target_entropy)).mean()
+            target_entropy = temperature.target_entropy(self.target_entropy, self.action_dim)
+            ent_coef_loss = temperature.loss(self.log_ent_coef, log_prob, target_entropy)
             gradient_step((self.actor_optimizer, self.ent_coef_optimizer), loss + ent_coef_loss)
             stats["ent_coef_loss"] = ent_coef_loss.detach()
 

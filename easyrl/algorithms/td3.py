@@ -28,6 +28,7 @@ from torch import nn
 from easyrl import validation as v
 from easyrl.algorithms import policies
 from easyrl.algorithms.base import OffPolicyAlgorithm
+from easyrl.blocks import critic_options
 from easyrl.buffers import ReplayBatch
 from easyrl.losses import CRITIC_BACKUPS, bootstrapped_target, check_critic_backup, critic_backup
 from easyrl.networks import CriticEnsemble, DeterministicActor, PolicyFeatures
@@ -105,9 +106,10 @@ class TD3(policies.TargetActorAttributes, OffPolicyAlgorithm[TD3Policy]):
         actor = DeterministicActor(
             features.actor(), action_dim, v.net_arch(policy_kwargs, "pi", self.default_net_arch), activation
         )
+        n_critics = policy_kwargs.get("n_critics", self.default_n_critics)
         critic = CriticEnsemble(
             features.critic(), action_dim, v.net_arch(policy_kwargs, "qf", self.default_net_arch), activation,
-            n_critics=policy_kwargs.get("n_critics", self.default_n_critics),
+            n_critics=n_critics, options=critic_options(policy_kwargs, n_critics),
         )  # fmt: skip
         return TD3Policy(actor, critic)
 
@@ -128,16 +130,19 @@ class TD3(policies.TargetActorAttributes, OffPolicyAlgorithm[TD3Policy]):
         with ``n_steps`` > 1, r and γ are the n-step return and γ^k.
         """
         with torch.no_grad():
+            rng = self.training_state.torch_rng
             next_actions = policy.actor_target(batch.next_observations)
             if self.target_policy_noise > 0:
                 noise = torch.randn(
-                    next_actions.shape, generator=self.training_state.torch_rng, device=next_actions.device,
-                    dtype=next_actions.dtype,
-                )  # fmt: skip
+                    next_actions.shape, generator=rng, device=next_actions.device, dtype=next_actions.dtype
+                )
                 clip = self.target_noise_clip
                 noise = (noise * self.target_policy_noise).clamp(-clip, clip)
                 next_actions = (next_actions + noise).clamp(-1.0, 1.0)
-            next_q = policy.critic_target(batch.next_observations, next_actions)
+            members = policy.critic.target_members(rng)  # REDQ's random subset, or every critic
+            next_q = policy.critic_target(
+                batch.next_observations, next_actions, members=members, generator=rng
+            )
             return bootstrapped_target(batch, critic_backup(next_q, self.critic_backup))
 
     def _update(self, batch: ReplayBatch) -> dict[str, torch.Tensor]:
@@ -146,7 +151,8 @@ class TD3(policies.TargetActorAttributes, OffPolicyAlgorithm[TD3Policy]):
 
         # Critics: regress every Q_i to the clipped double-Q target with target policy smoothing.
         target_q = self._critic_target(policy, batch)
-        current_q = policy.critic(batch.observations, batch.actions)
+        rng = self.training_state.torch_rng
+        current_q = policy.critic(batch.observations, batch.actions, generator=rng)
         critic_loss = (current_q - target_q).pow(2).mean(dim=1).sum()
         gradient_step(self.critic_optimizer, critic_loss)
         stats["critic_loss"] = critic_loss.detach()
@@ -154,7 +160,11 @@ class TD3(policies.TargetActorAttributes, OffPolicyAlgorithm[TD3Policy]):
         # Delayed policy update: maximise Q_1(s, π(s)) (critics held fixed), then move the targets.
         if (self.training_state.n_updates + 1) % self.policy_delay == 0:
             q_pi = policy.critic(
-                batch.observations, policy.actor(batch.observations), detach_params=True, members=1
+                batch.observations,
+                policy.actor(batch.observations),
+                detach_params=True,
+                members=1,
+                generator=rng,
             )[0]
             actor_loss = -q_pi.mean()
             gradient_step(self.actor_optimizer, actor_loss)

@@ -62,6 +62,10 @@ class TQC(SAC):
         m = v.policy_kwargs(self.policy_kwargs).get("n_quantiles", self.default_n_quantiles)
         if not isinstance(m, int) or isinstance(m, bool) or m < 1:
             raise ValueError(f"policy_kwargs n_quantiles={m!r} is invalid: give an integer >= 1.")
+        if v.policy_kwargs(self.policy_kwargs).get("critic_subset") is not None:
+            raise ValueError(
+                "critic_subset (REDQ's target) does not apply to TQC, whose target truncates quantiles."
+            )
         if self.top_quantiles_to_drop_per_net >= m:
             raise ValueError(
                 f"top_quantiles_to_drop_per_net={self.top_quantiles_to_drop_per_net} drops every quantile: "
@@ -76,14 +80,16 @@ class TQC(SAC):
     def _critic_target(self, policy: SACPolicy, batch: ReplayBatch, ent_coef: torch.Tensor) -> torch.Tensor:
         """The target atoms y of shape (B, N(M − d)), with n-step returns where the batch has them."""
         with torch.no_grad():
-            next_actions, next_log_prob = policy.actor(batch.next_observations, self.training_state.torch_rng)
-            next_quantiles = policy.critic_target(batch.next_observations, next_actions)  # (N, B, M)
+            rng = self.training_state.torch_rng
+            next_actions, next_log_prob = policy.actor(batch.next_observations, rng)
+            next_quantiles = policy.critic_target(
+                batch.next_observations, next_actions, generator=rng
+            )  # (N, B, M)
             atoms = losses.truncated_quantiles(next_quantiles, self.top_quantiles_to_drop_per_net)
             if self.backup_entropy:
                 atoms = atoms - ent_coef * next_log_prob[:, None]
             return losses.bootstrapped_target(batch, atoms.T).T
 
-    @staticmethod
-    def _actor_q(q_all: torch.Tensor) -> torch.Tensor:
+    def _actor_q(self, q_all: torch.Tensor) -> torch.Tensor:
         """The mean over critics and quantiles of Z(s, a): (N, B, M) -> (B,)."""
         return q_all.mean(dim=(0, 2))
