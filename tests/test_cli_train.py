@@ -285,8 +285,9 @@ def test_train_runs_the_newer_algorithms_with_rl_zoos_settings(algo: str, tmp_pa
         "-p", "learning_starts=100", "--output", str(tmp_path),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "easyrl's tuned settings" in result.stdout
-    model = easyrl.load(tmp_path / algo / "Pendulum-v1" / "seed0" / "model.zip")
+    model = easyrl.load(tmp_path / algo / "Pendulum-v1" / "seed0" / "final_model.zip")
     assert type(model).__name__ == {"tqc": "TQC", "crossq": "CrossQ"}[algo] and model.num_timesteps == 300
     if algo == "crossq":
         assert model.policy_delay == 2 and model.policy.critic.layers[0].weight.shape[-1] == 256
+    else:  # rl-zoo's TQC Pendulum: gSDE, 64 updates every 64 steps
+        assert model.use_sde and (model.train_freq, model.gradient_steps) == (64, 64)

@@ -157,7 +157,7 @@ def test_resets_happen_every_interval_and_resume_exactly(tmp_path: Path) -> None
     model = SAC(
         "Pendulum-v1", **{**FAST, "policy_kwargs": dict(net_arch=[32, 32], reset_interval=40)}, seed=0
     )
-    model.learn(130)  # updates 1..81: resets after updates 40 and 80
+    model.learn(131)  # updates 1..81 (from step 51 on): resets after updates 40 and 80
     assert model._n_updates == 81
     state = model.actor_optimizer.state
     assert [int(s["step"]) for s in state.values()] == [1] * len(state)  # one update since the last reset

@@ -11,7 +11,8 @@ Maximises reward plus policy entropy, E[Σ γ^t (r_t + α H(π(·|s_t)))]:
 Variants (docs/variants.md): how the target critics combine (``critic_backup``), the actor's
 gradient estimator (``actor_gradient``), no entropy in the backup (``backup_entropy=False``),
 n-step targets (``n_steps``), and the original SAC with a state-value network
-(``value_network=True``; its parts are in ``sac_v1.py``).
+(``value_network=True``; its parts are in ``sac_v1.py``). Critic options (docs/critics.md):
+LayerNorm, DroQ's dropout, REDQ's random-subset target, SimBa blocks, resets (``policy_kwargs``).
 """
 
 from __future__ import annotations
@@ -196,23 +197,20 @@ class SAC(gsde.StateDependentExploration, OffPolicyAlgorithm[SACPolicy]):
         samples = self.num_actor_samples
         observations = batch.observations if samples == 1 else repeat_batch(batch.observations, samples)
         reparameterize = self.actor_gradient == "reparameterization"
-        actions_pi, log_prob = policy.actor(
-            observations, self.training_state.torch_rng, reparameterize=reparameterize
-        )
+        rng = self.training_state.torch_rng  # every draw of the update: samples, dropout masks, REDQ's subset
+        actions_pi, log_prob = policy.actor(observations, rng, reparameterize=reparameterize)
         ent_coef = self.log_ent_coef.detach().exp()
         stats["ent_coef"] = ent_coef
 
         # Critics: regress every Q_i to the soft Bellman target (clipped double Q by default).
         target_q = self._critic_target(policy, batch, ent_coef)
-        current_q = policy.critic(batch.observations, batch.actions, generator=self.training_state.torch_rng)
+        current_q = policy.critic(batch.observations, batch.actions, generator=rng)
         critic_loss = self._critic_loss(current_q, target_q)
         gradient_step(self.critic_optimizer, critic_loss)
         stats["critic_loss"] = critic_loss.detach()
 
         # Actor: minimise E[α log π(a|s) − min_i Q_i(s, a)], a ~ π (critics held fixed).
-        q_all = policy.critic(
-            observations, actions_pi, detach_params=True, generator=self.training_state.torch_rng
-        )
+        q_all = policy.critic(observations, actions_pi, detach_params=True, generator=rng)
         loss = losses.actor_loss(self.actor_gradient, log_prob, self._actor_q(q_all), ent_coef)
         stats["actor_loss"] = loss.detach()
         if self._value is not None:
