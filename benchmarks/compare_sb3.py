@@ -4,11 +4,14 @@ Usage:
     python benchmarks/compare_sb3.py                       # SAC, TD3, DDPG on HalfCheetah-v4
     python benchmarks/compare_sb3.py --algos SAC --pairs 5 --steps 3000
     python benchmarks/compare_sb3.py --only-memory --env Humanoid-v4 --capacity 1000000
+    python benchmarks/compare_sb3.py --precision bf16      # easyrl in fp32 and in bf16, beside SB3
 
 Both libraries run with SB3's default hyperparameters for each algorithm. Each measurement
 first runs ``--warmup`` steps (random actions, excluded from timing), then times ``--steps``
 training steps. The libraries alternate within one process, pair after pair, and the figure
-reported is the median of the per-pair ratios, with the lowest and highest pair in brackets:
+reported is the median of the per-pair ratios, with the lowest and highest pair in brackets. With
+``--precision bf16`` (or ``tf32`` on a GPU) each round times easyrl in fp32, easyrl in that precision and
+SB3, in rotating order, and both easyrl/SB3 ratios are printed:
 these machines are noisy, and only a ratio measured side by side means much. stable-baselines3
 is optional (``pip install "easyrl[compare]"``); without it only easyrl's figures are printed.
 
@@ -27,6 +30,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from machine import cpu_model  # this folder's machine description
 
 import easyrl
 
@@ -55,7 +59,15 @@ def benchmark_parser(description: str | None) -> argparse.ArgumentParser:
     return parser
 
 
-def make_model(library: str, algo: str, env_id: str, warmup: int, device: str, compile_update: bool) -> Any:
+def make_model(
+    library: str,
+    algo: str,
+    env_id: str,
+    warmup: int,
+    device: str,
+    compile_update: bool,
+    precision: str = "fp32",
+) -> Any:
     settings = SB3_DEFAULTS[algo]
     common = dict(
         learning_rate=settings["learning_rate"],
@@ -69,12 +81,12 @@ def make_model(library: str, algo: str, env_id: str, warmup: int, device: str, c
     )
     if library == "easyrl":
         extra = {"compile_update": True} if compile_update else {}
-        return getattr(easyrl, algo)(env_id, **common, **extra)
+        return getattr(easyrl, algo)(env_id, **common, **extra, precision=precision)
     return getattr(sb3, algo)("MlpPolicy", gym.make(env_id), **common)
 
 
-def steps_per_second(library: str, algo: str, args: argparse.Namespace) -> float:
-    model = make_model(library, algo, args.env, args.warmup, args.device, args.compile)
+def steps_per_second(library: str, algo: str, args: argparse.Namespace, precision: str = "fp32") -> float:
+    model = make_model(library, algo, args.env, args.warmup, args.device, args.compile, precision)
     model.learn(args.warmup)
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -127,11 +139,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000, help="timed training steps per run")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compile", action="store_true", help="easyrl with compile_update=True")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "tf32"),
+                        help="also time easyrl in this precision (fp32 is always timed)")  # fmt: skip
     parser.add_argument("--memory-env", default="Humanoid-v4")
     parser.add_argument("--capacity", type=int, default=1_000_000)
     parser.add_argument("--only-memory", action="store_true")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
+    print(
+        f"{cpu_model()}, torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}"
+    )
     if sb3 is None:
         print("stable-baselines3 is not installed: showing easyrl only (pip install 'easyrl[compare]').")
 
@@ -145,22 +161,22 @@ def main() -> None:
         return
 
     print(f"\nTraining env-steps/s on {args.env} ({args.steps} timed steps after {args.warmup} warm-up):")
+    # (library, precision) pairs timed in each round, the order rotating from round to round.
+    variants = [("easyrl", "fp32")] + ([("easyrl", args.precision)] if args.precision != "fp32" else [])
+    variants += [("sb3", "fp32")] if sb3 is not None else []
     for algo in args.algos:
-        ratios, figures = [], {lib: [] for lib in LIBRARIES}
+        figures: dict[tuple[str, str], list[float]] = {variant: [] for variant in variants}
         for pair in range(args.pairs):
-            order = LIBRARIES if pair % 2 == 0 else LIBRARIES[::-1]
-            measured = {lib: steps_per_second(lib, algo, args) for lib in order}
-            for lib, value in measured.items():
-                figures[lib].append(value)
-            if "sb3" in measured:
-                ratios.append(measured["easyrl"] / measured["sb3"])
-        line = "  ".join(f"{lib} {statistics.median(v):7.1f}" for lib, v in figures.items())
-        ratio = (
-            f"  ratio (median of {len(ratios)} pairs) {statistics.median(ratios):.2f}x"
-            f" [pairs {min(ratios):.2f}-{max(ratios):.2f}]"
-            if ratios else ""
-        )  # fmt: skip
-        print(f"  {algo:5s} {line}{ratio}")
+            order = variants[pair % len(variants) :] + variants[: pair % len(variants)]
+            for library, precision in order:
+                figures[library, precision].append(steps_per_second(library, algo, args, precision))
+        line = "  ".join(f"{lib}{'' if lib == 'sb3' else ' ' + p} {statistics.median(v):7.1f}"
+                         for (lib, p), v in figures.items())  # fmt: skip
+        print(f"  {algo:5s} {line}")
+        for variant in variants[:-1] if sb3 is not None else []:
+            ratios = [a / b for a, b in zip(figures[variant], figures["sb3", "fp32"], strict=True)]
+            print(f"        easyrl {variant[1]}/sb3 (median of {len(ratios)} rounds) {statistics.median(ratios):.2f}x"
+                  f" [rounds {min(ratios):.2f}-{max(ratios):.2f}]")  # fmt: skip
 
     print("\npredict latency, one observation (SAC network, deterministic):")
     latency = {lib: predict_latency(lib, args) for lib in LIBRARIES}

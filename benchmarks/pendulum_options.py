@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from machine import cpu_model  # this folder's machine description
 
-from easyrl import SAC, TD3, TQC, CrossQ, evaluate_policy
+from easyrl import DDPG, SAC, TD3, TQC, CrossQ, evaluate_policy
 from easyrl.noise import NormalActionNoise
 
 SMALL = [64, 64]
@@ -38,7 +38,7 @@ class Case:
 
     def build(self, seed: int) -> Any:
         settings = {"learning_rate": 1e-3, **self.settings}
-        if self.estimator is TD3:
+        if issubclass(self.estimator, TD3):  # and DDPG
             settings["action_noise"] = NormalActionNoise(np.zeros(1), 0.1 * np.ones(1))
         policy_kwargs = {"net_arch": SMALL, **self.options}
         return self.estimator("Pendulum-v1", policy_kwargs=policy_kwargs, seed=seed, device="cpu", **settings)
@@ -56,6 +56,14 @@ CASES: dict[str, Case] = {
     ),
     "redq": Case(SAC, 3_000, settings=dict(gradient_steps=2), options=dict(n_critics=10, critic_subset=2)),
     "simba": Case(SAC, 5_000, options=dict(net_type="simba")),
+    # Every estimator in precision="bf16" (tests/test_precision.py).
+    "sac_bf16": Case(SAC, 5_000, settings=dict(precision="bf16")),
+    "td3_bf16": Case(TD3, 8_000, settings=dict(precision="bf16", gamma=0.98, learning_starts=1_000)),
+    "ddpg_bf16": Case(DDPG, 8_000, settings=dict(precision="bf16", gamma=0.98, learning_starts=1_000)),
+    "tqc_bf16": Case(TQC, 5_000, settings=dict(precision="bf16")),
+    "crossq_bf16": Case(
+        CrossQ, 4_000, settings=dict(precision="bf16"), options=dict(net_arch=dict(pi=SMALL, qf=[128, 128]))
+    ),
     "resets": Case(SAC, 4_000, settings=dict(gradient_steps=2), options=dict(reset_interval=4_000)),
 }
 

@@ -66,7 +66,7 @@ class EnsembleLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n, 1, features))
 
     def forward(self, x: torch.Tensor, take: Take = same) -> torch.Tensor:
-        normed = F.layer_norm(x, x.shape[-1:], eps=self.eps)
+        normed = F.layer_norm(x.float(), x.shape[-1:], eps=self.eps)  # float32 statistics in any precision
         return torch.addcmul(take(self.bias), normed, take(self.weight))
 
 
@@ -125,6 +125,7 @@ class BatchRenorm(nn.Module):
         self.train(False)  # running statistics unless an update asks for batch statistics
 
     def forward(self, x: torch.Tensor, take: Take = same) -> torch.Tensor:
+        x = x.float()  # float32 statistics in any precision (a bf16 update's products give bf16)
         ra_mean, ra_var = take(self.ra_mean), take(self.ra_var)
         if not self.training:
             mean, var = ra_mean, ra_var

@@ -163,6 +163,11 @@ class FromObservations(nn.Module):
         return [p for p in self.parameters() if id(p) not in shared]
 
 
+def in_float32(like: torch.Tensor) -> torch.autocast:
+    """A region where matrix products run in float32 even inside a bf16 update (``precision="bf16"``)."""
+    return torch.autocast(like.device.type, enabled=False)
+
+
 def log_det_tanh(pre_tanh: torch.Tensor) -> torch.Tensor:
     """log(1 − tanh(u)²), elementwise, as 2 (log 2 − u − softplus(−2u)): the tanh change of variables
     of a squashed Gaussian's log-probability, stable where tanh saturates."""
@@ -228,10 +233,10 @@ class SquashedGaussianActor(FromObservations):
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """μ(s) and, unless deterministic, the clamped log σ(s) and a standard normal draw ε."""
         latent = self.trunk.forward(self.extract_features(obs))
-        mean = self.mean.forward(latent)
+        mean = self.mean.forward(latent).float()  # float32 in any precision: the density's maths
         if deterministic:
             return mean, None, None
-        log_std = self.log_std.forward(latent).clamp(LOG_STD_MIN, LOG_STD_MAX)
+        log_std = self.log_std.forward(latent).float().clamp(LOG_STD_MIN, LOG_STD_MAX)
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         return mean, log_std, noise
 
@@ -248,7 +253,7 @@ class DeterministicActor(FromObservations):
         self.head = nn.Linear(hidden[-1] if hidden else features_dim, action_dim)
 
     def forward(self, obs: TensorObs) -> torch.Tensor:
-        return torch.tanh(self.head.forward(self.trunk.forward(self.extract_features(obs))))
+        return torch.tanh(self.head.forward(self.trunk.forward(self.extract_features(obs))).float())
 
 
 class StateValue(FromObservations):
@@ -263,7 +268,7 @@ class StateValue(FromObservations):
         self.head = nn.Linear(hidden[-1] if hidden else features_dim, 1)
 
     def forward(self, obs: TensorObs) -> torch.Tensor:
-        return self.head.forward(self.trunk.forward(self.extract_features(obs))).squeeze(-1)
+        return self.head.forward(self.trunk.forward(self.extract_features(obs))).float().squeeze(-1)
 
 
 class CriticEnsemble(FromObservations):
@@ -338,6 +343,7 @@ class CriticEnsemble(FromObservations):
             x = layers[1].forward(self.final_norm.forward(x, take), take)
         else:
             x = self._mlp(x, layers, take, generator)
+        x = x.float()  # the losses and targets are float32 in any precision
         return x.squeeze(-1) if self.n_outputs == 1 else x
 
     def _mlp(

@@ -24,7 +24,7 @@ from torch import nn
 
 from easyrl import validation as v
 from easyrl.blocks import BatchNormSettings
-from easyrl.networks import LOG_SQRT_2PI, Features, FromObservations, log_det_tanh, mlp
+from easyrl.networks import LOG_SQRT_2PI, Features, FromObservations, in_float32, log_det_tanh, mlp
 
 POLICY_KWARGS: dict[str, Any] = {"log_std_init": -3.0, "use_expln": False, "full_std": True, "clip_mean": 2.0}
 """The ``policy_kwargs`` entries that configure gSDE, with their defaults (SB3's for SAC)."""
@@ -118,10 +118,10 @@ class StateDependentActor(FromObservations):
 
     def _mean_and_latent(self, obs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         latent = self.trunk.forward(self.extract_features(obs))
-        mean = self.mean.forward(latent)
+        mean = self.mean.forward(latent).float()  # the density is float32 in any precision
         if self.clip_mean > 0:  # SB3: bounds the mean so that tanh does not saturate and its gradient vanish
             mean = nn.functional.hardtanh(mean, -self.clip_mean, self.clip_mean)
-        return mean, latent
+        return mean, latent.float()
 
     def forward(
         self,
@@ -139,6 +139,16 @@ class StateDependentActor(FromObservations):
         mean, latent = self._mean_and_latent(obs)
         if deterministic:
             return torch.tanh(mean), torch.zeros(mean.shape[0], device=mean.device)
+        with in_float32(mean):
+            return self._sample(mean, latent, generator, reparameterize)
+
+    def _sample(
+        self,
+        mean: torch.Tensor,
+        latent: torch.Tensor,
+        generator: torch.Generator | None,
+        reparameterize: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         std = self.get_std()
         draw = torch.randn(self.exploration_noise.shape[1:], generator=generator, device=mean.device)
         pre_tanh = mean + latent @ (std * draw)
@@ -155,12 +165,13 @@ class StateDependentActor(FromObservations):
         mean, latent = self._mean_and_latent(obs)
         if deterministic:
             return torch.tanh(mean)
-        matrices = self.get_std() * self.exploration_noise
-        if matrices.shape[0] == latent.shape[0]:
-            noise = torch.einsum("bi,bij->bj", latent, matrices)
-        else:
-            noise = latent @ matrices[0]
-        return torch.tanh(mean + noise)
+        with in_float32(mean):
+            matrices = self.get_std() * self.exploration_noise
+            if matrices.shape[0] == latent.shape[0]:
+                noise = torch.einsum("bi,bij->bj", latent, matrices)
+            else:
+                noise = latent @ matrices[0]
+            return torch.tanh(mean + noise)
 
     def _load_from_state_dict(
         self,

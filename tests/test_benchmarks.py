@@ -65,6 +65,18 @@ def test_update_floor_records_the_updates_products(bench, algo):
     assert len(recorder.shapes) >= 6
     assert any(tuple(shape[-2:]) == tuple(hidden) for shapes in recorder.shapes for shape in shapes)
     steps["matmuls"]()  # the replay runs on tensors of the recorded shapes
+    recorder = floor.RecordMatmuls()
+    with recorder:
+        steps["easyrl bf16"]()
+        steps["matmuls bf16"]()
+    assert len(recorder.shapes) >= 12  # the bf16 update and its products run too
+
+
+def test_compare_sb3_times_easyrl_in_bf16_beside_fp32_and_sb3():
+    out = run_script("compare_sb3", "--algos", "SAC", "--env", ENV, "--pairs", "3", "--steps", "40",
+                     "--warmup", "100", "--precision", "bf16", "--capacity", "1000")  # fmt: skip
+    assert "easyrl fp32" in out and "easyrl bf16" in out
+    assert "easyrl fp32/sb3" in out and "easyrl bf16/sb3" in out
 
 
 def run_script(name: str, *args: str) -> str:

@@ -21,7 +21,7 @@ from gymnasium.vector import VectorEnv
 
 from easyrl import extractors
 from easyrl import validation as v
-from easyrl.algorithms import model_envs, model_file, replay_file, resets, sb3_import
+from easyrl.algorithms import arithmetic, model_envs, model_file, replay_file, resets, sb3_import
 from easyrl.algorithms.estimator import BuiltFrom, Estimator
 from easyrl.algorithms.loop import TrainingLoop
 from easyrl.algorithms.policies import PolicyAttributes, describe
@@ -85,6 +85,8 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, PolicyAttribut
             ``predict`` then takes raw observations. SB3's way, a ``VecNormalize`` env, works too.
         compile_update: compile the networks with ``torch.compile`` (CUDA graphs on a GPU). Off by
             default: on CPU it measured slower than eager; see benchmarks/README.md.
+        precision: ``"fp32"``, ``"bf16"`` (matrix products in bfloat16, weights and losses in float32)
+            or ``"tf32"`` (CUDA); used for updates and acting. See ``easyrl.algorithms.arithmetic``.
     """
 
     # A descriptor default is how dataclasses support "argument in, built object out" fields.
@@ -116,6 +118,7 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, PolicyAttribut
     verbose: int = 0
     normalize: bool | dict[str, Any] | str = False
     compile_update: bool = False
+    precision: str = "fp32"
 
     algorithm_name: ClassVar[str] = "OffPolicyAlgorithm"
     default_net_arch: ClassVar[list[int]] = [256, 256]
@@ -173,6 +176,7 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, PolicyAttribut
             "stats_window_size": v.positive_int(),
             "verbose": v.Options((0, 1, 2)),
             "compile_update": v.Options((False, True)),
+            "precision": v.Options(arithmetic.PRECISIONS),
             "normalize": v.Satisfies(
                 lambda n: isinstance(n, bool | dict | str), "True, False or a dict of settings"
             ),
@@ -206,6 +210,7 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, PolicyAttribut
             )
         v.check_keys(v.policy_kwargs(self.policy_kwargs).keys(), self.policy_kwargs_keys, "policy_kwargs")
         self._device = v.resolve_device(self._param("device"))
+        arithmetic.check(self.precision, self._device)
         self.__dict__["_built_device"] = self._device
         env_arg = self._param("env")
         source = env_arg if env_arg is not None else stand_in_env
@@ -236,7 +241,7 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, PolicyAttribut
         self.__dict__["_built_env"] = vec_env
         self._build_optimizers()
         if self.compile_update:
-            self._compile_networks()
+            arithmetic.compile_networks(self._policy, self._device)
         model_envs.attach_env(self, source)
         self.replay_buffer = self._replay_buffer_type()(
             self.buffer_size, self.observation_space, self.action_dim, self.num_envs, self._device,
@@ -245,17 +250,6 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, PolicyAttribut
         if env_arg is not None:  # a stand-in env has nothing to give the buffer
             self.replay_buffer.attach_env(vec_env)
         self._is_setup = True
-
-    def _compile_networks(self) -> None:
-        """The one place the speed-up switch acts: compile every network of the policy in place.
-
-        Each network is compiled on its own (``nn.Module.compile``), so parameter names, the
-        optimizers and the Python control flow of the updates (delays, intervals) are unchanged;
-        on a GPU, ``mode="reduce-overhead"`` replays the compiled kernels as CUDA graphs.
-        """
-        mode = "reduce-overhead" if self._device.type == "cuda" else None
-        for network in self._policy.children():
-            network.compile(mode=mode)
 
     @property
     def action_dim(self) -> int:
@@ -291,6 +285,7 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, PolicyAttribut
         episode_start: Any = None,
         deterministic: bool = False,
         normalized: bool | None = None,
+        precision: str | None = None,
     ) -> tuple[np.ndarray, Any]:
         """Actions for one observation or a batch, in the env's action bounds.
 
@@ -300,12 +295,15 @@ class OffPolicyAlgorithm(Estimator, TrainingLoop, ReportingMixin, PolicyAttribut
 
         For a model that normalises its observations, ``predict`` takes them as its env gives them:
         normalised from a ``VecNormalize`` env (SB3's way), raw otherwise, with no env attached or after
-        ``normalize=...``. ``normalized=True`` or ``False`` says which, whatever the env.
+        ``normalize=...``. ``normalized=True`` or ``False`` says which, whatever the env. ``precision``
+        (default: the model's) computes the actions in another one, e.g. ``"fp32"`` for a bf16 model.
         """
         self._setup()
         obs, single = as_batch(observation, self.observation_space)
         already = self._env_normalizes if normalized is None else normalized
-        with torch.inference_mode():
+        if precision is not None:
+            arithmetic.check(precision, self._device)
+        with torch.inference_mode(), arithmetic.computing(precision or self.precision, self._device):
             tensor = to_tensor(obs, self._device) if already else self._obs_tensor(obs)
             scaled = self._policy.act(tensor, deterministic, self.training_state.predict_rng)
         actions = self._unscale(scaled.cpu().numpy())

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from easyrl import validation as v
-from easyrl.algorithms import resets
+from easyrl.algorithms import arithmetic, resets
 from easyrl.algorithms.faults import (
     FAULT_CONSTRAINTS,
     DeferredInterrupts,
@@ -69,6 +69,8 @@ class TrainingLoop(FaultSettings):
     actor_learning_rate: float | str | Callable[[float], float] | None
     critic_learning_rate: float | str | Callable[[float], float] | None
     policy_kwargs: dict[str, Any] | str | None
+    precision: str
+    _device: torch.device
     _stepper: EnvStepper
     _normalizer: Normalizer | None
     _env_normalizes: bool  # the env is a VecNormalize: predict takes normalised observations
@@ -135,6 +137,7 @@ class TrainingLoop(FaultSettings):
         if not isinstance(total_timesteps, int) or isinstance(total_timesteps, bool) or total_timesteps < 0:
             raise ValueError(f"total_timesteps={total_timesteps!r} is invalid: it must be an integer >= 0.")
         self._setup()
+        arithmetic.check(self.precision, self._device)  # set_params may have changed it
         v.check_params({name: getattr(self, name) for name in FAULT_CONSTRAINTS}, FAULT_CONSTRAINTS)
         self.interrupted = False
         state = self.training_state
@@ -271,7 +274,8 @@ class TrainingLoop(FaultSettings):
                 )
                 if self._normalizer is not None:  # raw in the buffer, scaled with the statistics of now
                     batch = self._normalizer.normalize_batch(batch)
-                stats = self._update(batch)
+                with arithmetic.computing(self.precision, self._device):  # one autocast region per update
+                    stats = self._update(batch)
                 self._nonfinite.end_update()
                 state.n_updates += 1
                 if interval is not None and state.n_updates % interval == 0:
@@ -301,7 +305,7 @@ class TrainingLoop(FaultSettings):
         if state.num_timesteps < self.learning_starts and not self._policy_acts_in_warmup():
             scaled = state.warmup_rng.uniform(-1.0, 1.0, size=(self.num_envs, self.action_dim))
         else:
-            with torch.no_grad():
+            with torch.no_grad(), arithmetic.computing(self.precision, self._device):
                 obs = self._obs_tensor(state.last_obs)
                 scaled = self._policy.act(obs, False, state.torch_rng).cpu().numpy()
         if state.noise is not None:
