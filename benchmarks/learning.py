@@ -3,6 +3,7 @@
     python benchmarks/learning.py CrossQ HalfCheetah-v4 --steps 100000 --seeds 0
     python benchmarks/learning.py SAC HalfCheetah-v4 --steps 100000 --seeds 0 1 --sb3
     python benchmarks/learning.py SAC Hopper-v4 --policy-kwargs "dict(layer_norm=True)"
+    python benchmarks/learning.py TD3 HalfCheetah-v4 --steps 50000 --precision fp32 bf16
 
 Each run trains the algorithm with its defaults (plus ``--policy-kwargs`` for easyrl) and, every
 ``--eval-every`` steps, evaluates the deterministic policy on ``--episodes`` episodes of a separate env
@@ -31,9 +32,13 @@ SB3_HOMES = {"SAC": "stable_baselines3", "TD3": "stable_baselines3", "DDPG": "st
              "TQC": "sb3_contrib", "CrossQ": "sb3_contrib"}  # fmt: skip
 
 
-def build(library: str, algo: str, env: str, seed: int, policy_kwargs: dict[str, Any] | None) -> Any:
+def build(
+    library: str, algo: str, env: str, seed: int, policy_kwargs: dict[str, Any] | None, precision: str
+) -> Any:
     if library == "easyrl":
-        return getattr(easyrl, algo)(env, seed=seed, policy_kwargs=policy_kwargs, device="cpu")
+        return getattr(easyrl, algo)(
+            env, seed=seed, policy_kwargs=policy_kwargs, device="cpu", precision=precision
+        )
     cls = getattr(importlib.import_module(SB3_HOMES[algo]), algo)
     return cls("MlpPolicy", env, seed=seed, device="cpu")
 
@@ -51,9 +56,9 @@ def evaluate(library: str, model: Any, env_id: str, episodes: int, seed: int) ->
     return float(mean)
 
 
-def run(library: str, args: argparse.Namespace, seed: int) -> None:
+def run(library: str, args: argparse.Namespace, seed: int, precision: str = "fp32") -> None:
     policy_kwargs = parse_policy_kwargs(args.policy_kwargs) if args.policy_kwargs else None
-    model = build(library, args.algo, args.env, seed, policy_kwargs)
+    model = build(library, args.algo, args.env, seed, policy_kwargs, precision)
     trained, seconds = 0, 0.0
     while trained < args.steps:
         chunk = min(args.eval_every, args.steps - trained)
@@ -62,8 +67,9 @@ def run(library: str, args: argparse.Namespace, seed: int) -> None:
         seconds += time.perf_counter() - start
         trained += chunk
         mean = evaluate(library, model, args.env, args.episodes, 10_000 + trained)
+        name = library if library == "sb3" else f"{library} {precision}"
         print(
-            f"{library:7s} {args.algo:7s} {seed:4d} {trained:8d} {mean:9.1f} {trained / seconds:8.1f}",
+            f"{name:11s} {args.algo:7s} {seed:4d} {trained:8d} {mean:9.1f} {trained / seconds:8.1f}",
             flush=True,
         )
 
@@ -83,14 +89,18 @@ def main() -> None:
     parser.add_argument(
         "--sb3", action="store_true", help="also run SB3's / sb3-contrib's class, after easyrl's"
     )
+    parser.add_argument("--precision", nargs="+", default=["fp32"], choices=("fp32", "bf16", "tf32"),
+                        help="easyrl's precision; several run one after the other, seed by seed")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{cpu_model()}, torch {torch.__version__}, {args.threads} thread(s); {args.algo} on {args.env}, defaults, "
           f"deterministic evaluation over {args.episodes} episodes every {args.eval_every} steps")  # fmt: skip
-    print(f"{'library':7s} {'algo':7s} {'seed':>4s} {'steps':>8s} {'return':>9s} {'steps/s':>8s}")
-    for library in ("easyrl", "sb3") if args.sb3 else ("easyrl",):
-        for seed in args.seeds:
-            run(library, args, seed)
+    print(f"{'library':11s} {'algo':7s} {'seed':>4s} {'steps':>8s} {'return':>9s} {'steps/s':>8s}")
+    for seed in args.seeds:
+        for precision in args.precision:
+            run("easyrl", args, seed, precision)
+    for seed in args.seeds if args.sb3 else []:
+        run("sb3", args, seed)
 
 
 if __name__ == "__main__":

@@ -109,3 +109,21 @@ def test_gsde_mountain_car_reports_both_variants():
     for variant in ("gsde", "plain"):
         assert f"{variant:5s} seed 0: mean return" in out
     assert "summary:" in out and "(1 thread)" in out
+
+
+def test_learning_prints_an_evaluation_row_per_interval_for_each_library_and_precision():
+    out = run_script("learning", "SAC", ENV, "--steps", "300", "--eval-every", "150", "--episodes", "1",
+                     "--threads", "1", "--precision", "fp32", "bf16", "--sb3")  # fmt: skip
+    rows = [line.split() for line in out.splitlines()[2:]]
+    assert [(row[0], row[-3]) for row in rows if row[0] == "easyrl"] == [
+        ("easyrl", "150"), ("easyrl", "300"), ("easyrl", "150"), ("easyrl", "300")
+    ]  # fmt: skip
+    assert [row[1] for row in rows if row[0] == "easyrl"] == ["fp32", "fp32", "bf16", "bf16"]
+    assert [row[-3] for row in rows if row[0] == "sb3"] == ["150", "300"]
+
+
+def test_critic_options_cost_prints_a_ratio_to_sac():
+    out = run_script(
+        "critic_options_cost", "--env", ENV, "--rounds", "1", "--configs", "SAC", "SAC layer_norm"
+    )
+    assert "SAC layer_norm" in out and "1.00" in out
