@@ -60,7 +60,7 @@ CASES: dict[str, Case] = {
     "sac_bf16": Case(SAC, 5_000, settings=dict(precision="bf16")),
     "td3_bf16": Case(TD3, 8_000, settings=dict(precision="bf16", gamma=0.98, learning_starts=1_000)),
     "ddpg_bf16": Case(DDPG, 8_000, settings=dict(precision="bf16", gamma=0.98, learning_starts=1_000)),
-    "tqc_bf16": Case(TQC, 5_000, settings=dict(precision="bf16")),
+    "tqc_bf16": Case(TQC, 6_000, settings=dict(precision="bf16")),  # at 5,000: -292 and -178 (see docs)
     "crossq_bf16": Case(
         CrossQ, 4_000, settings=dict(precision="bf16"), options=dict(net_arch=dict(pi=SMALL, qf=[128, 128]))
     ),
