@@ -127,3 +127,12 @@ def test_critic_options_cost_prints_a_ratio_to_sac():
         "critic_options_cost", "--env", ENV, "--rounds", "1", "--configs", "SAC", "SAC layer_norm"
     )
     assert "SAC layer_norm" in out and "1.00" in out
+
+
+def test_critic_options_cost_times_both_precisions():
+    out = run_script(
+        "critic_options_cost", "--env", ENV, "--rounds", "1", "--configs", "SAC", "--precision", "fp32", "bf16"
+    )
+    rows = [line.split() for line in out.splitlines() if line.startswith("SAC ")]
+    assert [row[1] for row in rows] == ["fp32", "bf16"]
+    assert rows[0][-1] == "-" and float(rows[1][-1]) > 0  # bf16's time as a ratio to fp32's
