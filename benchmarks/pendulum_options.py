@@ -7,6 +7,7 @@ Each case is trained for its step budget (at most 8,000 env steps) and evaluated
 10 episodes; a row gives the mean return, the wall time and the time per env step. The cases use small
 networks ([64, 64], CrossQ's critics [128, 128]) so that the slow tests (tests/test_critic_options.py,
 which run these same cases) stay cheap: the aim is to show that each one learns, not to rank them.
+The plain `sac`, `td3` and `ddpg` cases are fp32 references for the `*_bf16` cases (docs/precision.md).
 One torch thread per run (``--threads``), as in the test suite.
 """
 
@@ -56,6 +57,10 @@ CASES: dict[str, Case] = {
     ),
     "redq": Case(SAC, 3_000, settings=dict(gradient_steps=2), options=dict(n_critics=10, critic_subset=2)),
     "simba": Case(SAC, 5_000, options=dict(net_type="simba")),
+    # The plain estimators in fp32, beside which the bf16 cases below are read (docs/precision.md).
+    "sac": Case(SAC, 5_000),
+    "td3": Case(TD3, 8_000, settings=dict(gamma=0.98, learning_starts=1_000)),
+    "ddpg": Case(DDPG, 8_000, settings=dict(gamma=0.98, learning_starts=1_000)),
     # Every estimator in precision="bf16" (tests/test_precision.py).
     "sac_bf16": Case(SAC, 5_000, settings=dict(precision="bf16")),
     "td3_bf16": Case(TD3, 8_000, settings=dict(precision="bf16", gamma=0.98, learning_starts=1_000)),

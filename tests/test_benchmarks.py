@@ -131,7 +131,16 @@ def test_critic_options_cost_prints_a_ratio_to_sac():
 
 def test_critic_options_cost_times_both_precisions():
     out = run_script(
-        "critic_options_cost", "--env", ENV, "--rounds", "1", "--configs", "SAC", "--precision", "fp32", "bf16"
+        "critic_options_cost",
+        "--env",
+        ENV,
+        "--rounds",
+        "1",
+        "--configs",
+        "SAC",
+        "--precision",
+        "fp32",
+        "bf16",
     )
     rows = [line.split() for line in out.splitlines() if line.startswith("SAC ")]
     assert [row[1] for row in rows] == ["fp32", "bf16"]
