@@ -145,3 +145,12 @@ def test_critic_options_cost_times_both_precisions():
     rows = [line.split() for line in out.splitlines() if line.startswith("SAC ")]
     assert [row[1] for row in rows] == ["fp32", "bf16"]
     assert rows[0][-1] == "-" and float(rows[1][-1]) > 0  # bf16's time as a ratio to fp32's
+
+
+def test_matmul_bf16_times_every_shape_in_both_precisions():
+    out = run_script("matmul_bf16", "--threads", "1", "--repeats", "1", "--blocks", "1")
+    assert "bf16 matrix instructions:" in out
+    rows = [line for line in out.splitlines() if line.rstrip().endswith("x") and " x " not in line]
+    assert len(rows) == 5
+    for row in rows:  # fp32 us, its GFLOP/s, bf16 us, its GFLOP/s: all measured, all positive
+        assert all(float(value) > 0 for value in row.split()[-5:-1])
