@@ -30,7 +30,8 @@ from tests.conftest import FAST
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = """
-import json, sys
+import json, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (see python_sigint below)
 from pathlib import Path
 import torch
 torch.set_num_threads(1)
@@ -63,6 +64,18 @@ except KeyboardInterrupt as error:
     sys.exit(3)
 sys.exit(1)
 """
+
+
+@pytest.fixture(autouse=True)
+def python_sigint():
+    """Python's own SIGINT handler, as in a terminal, for this test and the children it starts.
+
+    A shell starts a background job with SIGINT ignored, and Python then keeps it ignored; easyrl leaves
+    a handler the program chose alone, so under ``pytest &`` the Ctrl-C tests would wait for nothing.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
