@@ -19,7 +19,7 @@ import statistics
 import time
 
 import torch
-from machine import cpu_model  # this folder's machine description
+from machine import cpu_flags, cpu_model  # this folder's machine description
 
 SHAPES = {
     "TD3 hidden layer": (256, 400, 300),
@@ -28,17 +28,6 @@ SHAPES = {
     "input layer (HalfCheetah obs + action)": (256, 23, 400),
     "width-1 critic output": (256, 300, 1),
 }
-
-
-def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def time_product(a: torch.Tensor, b: torch.Tensor, repeats: int) -> float:
