@@ -7,8 +7,9 @@ Usage:
 
 rl-zoo's settings for FetchReach: SAC, MultiInputPolicy, HER with n_sampled_goal=4 and the "future"
 strategy, gamma 0.95, learning rate 1e-3, batch 256, buffer 1M, learning_starts 1,000, networks
-[64, 64]. Observations are not normalised (easyrl has no VecNormalize yet; the SB3 run here does not
-normalise either, so both libraries learn the same problem). Each run trains for ``--steps`` env
+[64, 64], and observations and rewards normalised (rl-zoo's ``normalize: True``, with the model's gamma):
+``normalize=True`` in easyrl, a ``VecNormalize`` around SB3's ``DummyVecEnv``. ``--no-normalize`` runs
+both libraries without it, as the figures before easyrl had normalisation were taken. Each run trains for ``--steps`` env
 steps and then measures the success rate (``info["is_success"]`` at the end of the episode) over 20
 deterministic episodes of a separately seeded env (``easyrl.evaluate_success_rate``, which runs SB3's
 models too). The libraries run one after the other in this
@@ -44,21 +45,38 @@ def make_env() -> gym.Env[Any, Any]:
     return gym.make(ENV_ID)
 
 
-def train(library: str, steps: int, seed: int) -> tuple[float, Any]:
+class NormalizedSB3:
+    """An SB3 model trained on a ``VecNormalize``, taking raw observations as easyrl's models do: the
+    observations are scaled with the training statistics, frozen, before ``predict``."""
+
+    def __init__(self, model: Any) -> None:
+        self.model, self.vec_normalize = model, model.get_vec_normalize_env()
+
+    def predict(self, observation: Any, *args: Any, **kwargs: Any) -> Any:
+        return self.model.predict(self.vec_normalize.normalize_obs(observation), *args, **kwargs)
+
+
+def train(library: str, steps: int, seed: int, normalize: bool) -> tuple[float, Any]:
     """Train one library's SAC + HER for ``steps``; the seconds ``learn`` took, and the model."""
+    env: Any = make_env()
     if library == "easyrl":
         sac, her = easyrl.SAC, easyrl.HerReplayBuffer
+        options: dict[str, Any] = dict(normalize=normalize)
     else:
         import stable_baselines3 as sb3
+        from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-        sac, her = sb3.SAC, sb3.HerReplayBuffer
+        sac, her, options = sb3.SAC, sb3.HerReplayBuffer, {}
+        if normalize:
+            env = VecNormalize(DummyVecEnv([lambda raw=env: raw]), gamma=SETTINGS["gamma"])
     model = sac(
-        "MultiInputPolicy", make_env(), replay_buffer_class=her, replay_buffer_kwargs=HER_KWARGS,
-        policy_kwargs=dict(net_arch=[64, 64]), seed=seed, device="cpu", **SETTINGS,
+        "MultiInputPolicy", env, replay_buffer_class=her, replay_buffer_kwargs=HER_KWARGS,
+        policy_kwargs=dict(net_arch=[64, 64]), seed=seed, device="cpu", **SETTINGS, **options,
     )  # fmt: skip
     start = time.perf_counter()
     model.learn(steps)
-    return time.perf_counter() - start, model
+    seconds = time.perf_counter() - start
+    return seconds, NormalizedSB3(model) if library == "sb3" and normalize else model
 
 
 def main() -> None:
@@ -70,17 +88,21 @@ def main() -> None:
     parser.add_argument("--libraries", nargs="+", default=["easyrl", "sb3"], choices=["easyrl", "sb3"])
     parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per run")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        "--no-normalize", dest="normalize", action="store_false", help="no observation normalisation"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(
-        f"SAC + HER on {ENV_ID}, {args.steps} steps per run, {args.episodes} deterministic evaluation episodes; "
+        f"SAC + HER on {ENV_ID}, {args.steps} steps per run, {args.episodes} deterministic evaluation episodes, "
+        f"{'normalised' if args.normalize else 'raw'} observations; "
         f"{cpu_model()}, torch {torch.__version__} ({args.threads} threads)",
         flush=True,
     )
     results: dict[str, list[tuple[int, float, float]]] = {name: [] for name in args.libraries}
     for seed in args.seeds:
         for name in args.libraries:
-            seconds, model = train(name, args.steps, seed)
+            seconds, model = train(name, args.steps, seed, args.normalize)
             rate = evaluate_success_rate(model, make_env(), args.episodes, seed=10_000 + seed)
             results[name].append((seed, args.steps / seconds, rate))
             print(

@@ -112,6 +112,11 @@ class Preprocessor:
         else:
             self._image = normalize_images and is_image_space(observation_space)
 
+    @property
+    def reads_dict(self) -> bool:
+        """Whether the observations are a ``Dict`` space's (a dict of tensors per batch)."""
+        return isinstance(self._image, dict)
+
     def __call__(self, obs: TensorObs) -> TensorObs:
         image = self._image
         if isinstance(image, dict):

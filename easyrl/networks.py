@@ -37,6 +37,7 @@ from easyrl.blocks import (
     same,
 )
 from easyrl.extractors import (
+    CombinedExtractor,
     ExtractorOptions,
     FlattenExtractor,
     Preprocessor,
@@ -140,12 +141,14 @@ class FromObservations(nn.Module):
         self._extractor_has_parameters = any(True for _ in features.extractor.parameters())
         # Flat vectors (the common case) skip the extractor: at most a conversion to float32.
         self._flat_input = isinstance(features.extractor, FlattenExtractor) and features.extractor.flat_input
+        # A Dict space's batch is a dict; a tensor given instead is its features (Policy.batch_features).
+        self._reads_dict = features.preprocess is not None and features.preprocess.reads_dict
         return cast(int, features.extractor.features_dim)
 
     def extract_features(self, obs: TensorObs, fixed: bool = False) -> torch.Tensor:
         """The features (B, features_dim) of an observation batch; ``fixed`` (or a shared extractor)
-        computes them without gradients."""
-        if self._flat_input:
+        computes them without gradients. For a ``Dict`` space, a tensor is taken as the features."""
+        if self._flat_input or (self._reads_dict and isinstance(obs, torch.Tensor)):
             flat = cast(torch.Tensor, obs)
             return flat if self._preprocess is None or flat.dtype == torch.float32 else flat.float()
         if self._preprocess is not None:
@@ -389,8 +392,33 @@ def _taker(members: int | torch.Tensor | None, detach: bool) -> Take:
 class Policy(nn.Module):
     """An algorithm's networks, with the one method the training loop and ``predict`` need."""
 
+    def batch_features(self, obs: TensorObs) -> TensorObs:
+        """``obs`` for every network of the policy: as given, or, for ``Dict`` observations that every
+        network reads through the same parameter-free extractor (easyrl's ``CombinedExtractor`` without
+        images), their features, computed once instead of once per network."""
+        networks = self.__dict__.get("_same_fixed_features")
+        if networks is None:
+            networks = [m for m in self.modules() if isinstance(m, FromObservations)]
+            if not networks or not all(_fixed_dict_features(n) for n in networks):
+                networks = []
+            self.__dict__["_same_fixed_features"] = networks  # the networks never change once built
+        if not networks or not isinstance(obs, dict):
+            return obs
+        return networks[0].extract_features(obs, fixed=True)
+
     def act(
         self, obs: TensorObs, deterministic: bool, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Actions in [-1, 1], shape (B, action_dim), for a raw observation batch (as stored)."""
         raise NotImplementedError
+
+
+def _fixed_dict_features(network: FromObservations) -> bool:
+    """Whether ``network`` reads ``Dict`` observations through a ``CombinedExtractor`` of flattening only:
+    features without parameters, the same for any network built for the same space."""
+    extractor = network.features_extractor
+    return (
+        network._reads_dict
+        and type(extractor) is CombinedExtractor
+        and all(type(part) is FlattenExtractor for part in extractor.extractors.values())
+    )

@@ -360,6 +360,58 @@ def test_training_on_images_and_dicts(estimator: type[Any], share: bool) -> None
         assert model.predict(space.sample(), deterministic=True)[0].shape == (2,)
 
 
+class OneKeyExtractor(BaseFeaturesExtractor):
+    """A user's parameter-free extractor: only key "a" of the Dict."""
+
+    def __init__(self, observation_space: gym.spaces.Dict) -> None:
+        super().__init__(observation_space, features_dim=3)
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        return observations["a"].float()
+
+
+def vector_dict_space() -> gym.spaces.Dict:
+    return gym.spaces.Dict(
+        {"a": gym.spaces.Box(-1.0, 1.0, (3,), np.float64), "b": gym.spaces.Box(-5.0, 5.0, (2, 2), np.float32)}
+    )
+
+
+def test_parameter_free_dict_features_are_extracted_once_per_batch(estimator: type[Any]) -> None:
+    """Dict observations without images: every network would compute the same features, so the training
+    loop extracts them once per batch; the updates are exactly those of extracting them per network."""
+    model = estimator(RandomEnv(vector_dict_space()), **TINY)
+    twin = estimator(RandomEnv(vector_dict_space()), **TINY)
+    twin.policy.batch_features = lambda obs: obs  # every network extracts for itself
+    batch = fake_batch(vector_dict_space())
+    features = model.policy.batch_features(batch)
+    assert isinstance(features, torch.Tensor) and features.dtype == torch.float32
+    torch.testing.assert_close(features, model.policy.actor.extract_features(batch), rtol=0, atol=0)
+    extract, given = model.policy.batch_features, []
+    model.policy.batch_features = lambda obs: given.append(obs) or extract(obs)  # type: ignore[method-assign]
+    for m in (model, twin):
+        m.learn(40)
+    assert model.training_state.n_updates > 20
+    assert len(given) == 2 * model.training_state.n_updates and all(isinstance(o, dict) for o in given)
+    torch.testing.assert_close(model.policy.state_dict(), twin.policy.state_dict(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("space", "policy_kwargs"),
+    [
+        (dict_space(), dict(features_extractor_kwargs=dict(cnn_output_dim=8))),  # the image key's CNN
+        (vector_dict_space(), dict(features_extractor_class=OneKeyExtractor)),  # a user's class
+        (gym.spaces.Box(-1.0, 1.0, (3,), np.float32), {}),  # a flat Box needs no extracting
+    ],
+    ids=["cnn", "users-class", "box"],
+)
+def test_other_features_stay_per_network(
+    estimator: type[Any], space: gym.Space[Any], policy_kwargs: dict[str, Any]
+) -> None:
+    policy = policy_of(estimator, space, policy_kwargs=policy_kwargs)._policy
+    batch = fake_batch(space)
+    assert policy.batch_features(batch) is batch
+
+
 def test_frame_stacks_are_flattened(estimator: type[Any]) -> None:
     env = gym.wrappers.FrameStackObservation(RandomEnv(gym.spaces.Box(-1.0, 1.0, (3,), np.float32)), 3)
     model = estimator(env, **TINY).learn(16)

@@ -274,6 +274,10 @@ class TrainingLoop(FaultSettings):
                 )
                 if self._normalizer is not None:  # raw in the buffer, scaled with the statistics of now
                     batch = self._normalizer.normalize_batch(batch)
+                batch = batch._replace(
+                    observations=self._policy.batch_features(batch.observations),
+                    next_observations=self._policy.batch_features(batch.next_observations),
+                )
                 with arithmetic.computing(self.precision, self._device):  # one autocast region per update
                     stats = self._update(batch)
                 self._nonfinite.end_update()
