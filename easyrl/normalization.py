@@ -46,7 +46,11 @@ class RunningMeanStd:
         batch = np.asarray(batch, dtype=np.float64).reshape(-1, *self.mean.shape)
         if batch.shape[0] == 0:
             return
-        batch_mean, batch_var, batch_count = batch.mean(axis=0), batch.var(axis=0), batch.shape[0]
+        batch_count = batch.shape[0]
+        if batch_count == 1:  # one env's step: its mean is itself and its variance 0, exactly as computed
+            batch_mean, batch_var = batch[0], np.zeros_like(self.var)
+        else:
+            batch_mean, batch_var = batch.mean(axis=0), batch.var(axis=0)
         delta = batch_mean - self.mean
         total = self.count + batch_count
         self.mean = self.mean + delta * batch_count / total

@@ -144,32 +144,15 @@ class HerReplayBuffer(ReplayBuffer):
         self.goal_selection_strategy = strategy
         self.her_ratio = 1.0 - 1.0 / (n_sampled_goal + 1)
         self.compute_reward: RewardFunction | None = None
-        # Host tables (on a CPU device, the device tables are views of them).
+        # Host tables, on any device: the goals' index arithmetic runs in numpy, where each operation on a
+        # few hundred numbers costs a fraction of a tensor operation's fixed cost.
         self._step_host = np.zeros((self.rows, n_envs), dtype=np.int64)
         self._length_host = np.zeros((self.rows, n_envs), dtype=np.int64)  # 0: episode still running
         self._open = np.zeros(n_envs, dtype=np.int64)  # steps of each env's episode in progress
-        self._upload_tables()
-
-    def _upload_tables(self) -> None:
-        if self.device.type == "cpu":
-            self.step_in_episode = torch.from_numpy(self._step_host)
-            self.episode_length = torch.from_numpy(self._length_host)
-        else:
-            self.step_in_episode = torch.as_tensor(self._step_host, device=self.device)
-            self.episode_length = torch.as_tensor(self._length_host, device=self.device)
-
-    def _set(
-        self, table: torch.Tensor, host: np.ndarray, rows: np.ndarray, envs: np.ndarray, values: Any
-    ) -> None:
-        host[rows, envs] = values
-        if self.device.type != "cpu":
-            index = (torch.as_tensor(rows, device=self.device), torch.as_tensor(envs, device=self.device))
-            table[index] = torch.as_tensor(host[rows, envs], device=self.device)
 
     @property
     def nbytes(self) -> int:
-        tables = self._step_host.nbytes + self._length_host.nbytes
-        return super().nbytes + tables * (1 if self.device.type == "cpu" else 2)
+        return super().nbytes + self._step_host.nbytes + self._length_host.nbytes
 
     # ------------------------------------------------------------------ the env's reward
     def attach_env(self, env: VectorEnv) -> None:
@@ -190,8 +173,8 @@ class HerReplayBuffer(ReplayBuffer):
     ) -> None:
         envs = np.arange(self.n_envs) if valid is None else np.flatnonzero(valid)
         rows = self.pos[envs].copy()
-        self._set(self.step_in_episode, self._step_host, rows, envs, self._open[envs])
-        self._set(self.episode_length, self._length_host, rows, envs, 0)
+        self._step_host[rows, envs] = self._open[envs]
+        self._length_host[rows, envs] = 0
         super().add(obs, actions, rewards, next_obs, terminated, truncated, valid)
         self._open[envs] += 1
         dones = (np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool))[envs]
@@ -209,7 +192,7 @@ class HerReplayBuffer(ReplayBuffer):
             newest = int(self.pos[env] - 1) % self.rows
             rows = (newest - np.arange(steps)) % self.rows  # the episode's slots still in the buffer
             length = int(self._step_host[newest, env]) + 1  # counted from the episode's true start
-            self._set(self.episode_length, self._length_host, rows, np.full(steps, env), length)
+            self._length_host[rows, env] = length
             self._open[env] = 0
         if envs.size:
             self._sampling_tables = None
@@ -265,10 +248,10 @@ class HerReplayBuffer(ReplayBuffer):
     ) -> torch.Tensor:
         """For transitions at ``row`` of column ``env``: the goal achieved after a transition of the same
         episode, chosen by the strategy."""
-        slot = row if isinstance(env, int) else row * self.n_envs + env
-        step = self._flat(self.step_in_episode).index_select(0, slot)
-        length = self._flat(self.episode_length).index_select(0, slot)
         uniform = torch.rand(row.shape, device=self.device, generator=generator, dtype=torch.float64)
+        rows = row.cpu().numpy()
+        envs = env if isinstance(env, int) else env.cpu().numpy()
+        step, length = self._step_host[rows, envs], self._length_host[rows, envs]
         strategy = self.goal_selection_strategy
         if strategy == GoalSelectionStrategy.FINAL:
             chosen = length - 1
@@ -276,12 +259,13 @@ class HerReplayBuffer(ReplayBuffer):
             if strategy == GoalSelectionStrategy.FUTURE:
                 first = step
             else:  # the episode's first slot still in the buffer
-                oldest = torch.as_tensor((self.pos - self.count) % self.rows, device=self.device)
-                first = step - torch.minimum(step, (row - oldest[env]) % self.rows)
-            chosen = first + (uniform * (length - first)).long().clamp(max=length - first - 1)
-        goal_row = (row + (chosen - step)) % self.rows
-        goal_slot = goal_row if isinstance(env, int) else goal_row * self.n_envs + env
-        goals = self.next_observations_at(goal_slot, key="achieved_goal")
+                oldest = (self.pos - self.count) % self.rows
+                first = step - np.minimum(step, (rows - oldest[envs]) % self.rows)
+            span = length - first
+            chosen = first + np.minimum((uniform.cpu().numpy() * span).astype(np.int64), span - 1)
+        goal_row = (rows + (chosen - step)) % self.rows
+        goal_slot = goal_row if isinstance(envs, int) else goal_row * self.n_envs + envs
+        goals = self.next_observations_at(torch.as_tensor(goal_slot, device=self.device), key="achieved_goal")
         assert isinstance(goals, torch.Tensor)
         return goals
 
@@ -312,5 +296,4 @@ class HerReplayBuffer(ReplayBuffer):
             lengths[closed] = (ends - starts[: ends.size] + 1)[episode[closed]]
             self._length_host[rows, env] = lengths
             self._open[env] = int((~closed).sum())
-        self._upload_tables()
         self._sampling_tables = None
