@@ -5,7 +5,7 @@
 Shows HER on a robotics task with a sparse reward: the Fetch arm's gripper must reach a 3-D goal
 (-1 every step until it is within 5 cm). The settings are rl-zoo's for FetchReach (gamma 0.95,
 learning rate 1e-3, [64, 64] networks, 4 relabelled goals per transition from the same episode's
-future). Needs gymnasium-robotics on MuJoCo: ``pip install easyrl[robotics]`` (it pins mujoco
+future, observations and rewards normalised with running statistics saved in the model). Needs gymnasium-robotics on MuJoCo: ``pip install easyrl[robotics]`` (it pins mujoco
 3.2.7: gymnasium-robotics 1.4.2's Fetch envs fail to build with mujoco 4). Runs headless, in about
 three minutes on 2 CPU cores; the success rate over 20 deterministic episodes should be near 1.0
 (random actions: about 0.02).
@@ -43,6 +43,7 @@ def main() -> None:
         learning_starts=1_000,
         buffer_size=1_000_000,
         policy_kwargs=dict(net_arch=[64, 64]),
+        normalize=True,  # rl-zoo's normalize: True; predict and evaluation take raw observations
         seed=args.seed,
         device="cpu",
     )

@@ -101,7 +101,14 @@ def test_her_fetch_reach_reports_both_libraries():
     out = run_script("her_fetch_reach", "--steps", "120", "--seeds", "0", "--episodes", "1", "--threads", "1")
     for library in ("easyrl", "sb3"):
         assert f"{library:7s} seed 0: success" in out
-    assert "easyrl / sb3 steps/s:" in out
+    assert "easyrl / sb3 steps/s:" in out and "normalised observations" in out
+
+
+def test_her_step_floor_times_every_piece_of_both_libraries():
+    out = run_script("her_step_floor", "--warmup", "1100", "--rounds", "1", "--per-round", "1")
+    for piece in ("env step", "act", "sample", "train"):
+        assert f"easyrl {piece}" in out and f"sb3 {piece}" in out
+    assert "easyrl matmuls" in out and "2x needs easyrl's at" in out
 
 
 def test_gsde_mountain_car_reports_both_variants():
