@@ -16,7 +16,7 @@ from easyrl import SAC, TD3
 from easyrl.algorithms import resets
 from easyrl.blocks import CriticOptions
 from easyrl.buffers import ReplayBatch
-from easyrl.networks import CriticEnsemble
+from easyrl.critics import CriticEnsemble
 from tests.conftest import FAST
 from tests.pendulum_cases import pendulum_returns
 

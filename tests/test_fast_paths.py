@@ -17,7 +17,8 @@ import pytest
 import torch
 from torch import nn
 
-from easyrl.networks import CriticEnsemble, SquashedGaussianActor
+from easyrl.critics import CriticEnsemble
+from easyrl.networks import SquashedGaussianActor
 from easyrl.updates import gradient_step
 from tests.conftest import FAST
 

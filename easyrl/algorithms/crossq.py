@@ -35,7 +35,8 @@ from easyrl.blocks import (
     batch_statistics,
 )
 from easyrl.buffers import ReplayBatch
-from easyrl.networks import CriticEnsemble, PolicyFeatures
+from easyrl.critics import CriticEnsemble
+from easyrl.networks import PolicyFeatures
 from easyrl.observations import ObsSpace, TensorObs, zip_obs
 from easyrl.updates import adam, gradient_step
 

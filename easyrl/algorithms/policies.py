@@ -24,7 +24,8 @@ from torch import nn
 from easyrl import validation as v
 from easyrl.algorithms.export import export_policy
 from easyrl.algorithms.registry import algorithm_class, algorithm_names
-from easyrl.networks import CriticEnsemble, Policy
+from easyrl.critics import CriticEnsemble
+from easyrl.networks import Policy
 from easyrl.observations import ObsSpace, as_batch, check_observation_space, to_tensor
 from easyrl.serialization import (
     ModelFileError,

@@ -29,7 +29,8 @@ from easyrl.algorithms import gsde, policies, sac_v1, temperature
 from easyrl.algorithms.base import OffPolicyAlgorithm
 from easyrl.blocks import critic_options
 from easyrl.buffers import ReplayBatch
-from easyrl.networks import CriticEnsemble, PolicyFeatures, StateValue
+from easyrl.critics import CriticEnsemble
+from easyrl.networks import PolicyFeatures, StateValue
 from easyrl.observations import ObsSpace, TensorObs, repeat_batch
 from easyrl.schedules import Schedule
 from easyrl.updates import adam, frozen_copy, gradient_step, soft_update

@@ -3,7 +3,7 @@
 ``easyrl.serialization.sb3`` reads the file (plain JSON, weights-only tensors); this module turns it into
 an easyrl model of the same algorithm: the hyperparameters SB3 stores as plain JSON become constructor
 parameters, the networks' weights are mapped onto easyrl's (SB3's separate critics ``qf0``, ``qf1`` are
-stacked into the one batched :class:`~easyrl.networks.CriticEnsemble`), the optimizers' Adam moments
+stacked into the one batched :class:`~easyrl.critics.CriticEnsemble`), the optimizers' Adam moments
 follow their parameters the same way, and SAC's ``log_ent_coef`` and the counters are carried over.
 Fields SB3 holds only as pickles are never decoded; those that change what the model does are named
 in an :class:`SB3ImportWarning` and in ``model.sb3_import`` with what to pass instead.

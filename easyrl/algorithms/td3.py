@@ -30,8 +30,9 @@ from easyrl.algorithms import policies
 from easyrl.algorithms.base import OffPolicyAlgorithm
 from easyrl.blocks import critic_options
 from easyrl.buffers import ReplayBatch
+from easyrl.critics import CriticEnsemble
 from easyrl.losses import CRITIC_BACKUPS, bootstrapped_target, check_critic_backup, critic_backup
-from easyrl.networks import CriticEnsemble, DeterministicActor, PolicyFeatures
+from easyrl.networks import DeterministicActor, PolicyFeatures
 from easyrl.observations import ObsSpace, TensorObs
 from easyrl.updates import adam, frozen_copy, gradient_step, soft_update
 
