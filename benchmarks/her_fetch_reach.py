@@ -56,23 +56,28 @@ class NormalizedSB3:
         return self.model.predict(self.vec_normalize.normalize_obs(observation), *args, **kwargs)
 
 
-def train(library: str, steps: int, seed: int, normalize: bool) -> tuple[float, Any]:
-    """Train one library's SAC + HER for ``steps``; the seconds ``learn`` took, and the model."""
+def build(library: str, seed: int, normalize: bool, **options: Any) -> Any:
+    """One library's SAC + HER model with these settings, untrained (``options``: easyrl's own extras)."""
     env: Any = make_env()
     if library == "easyrl":
         sac, her = easyrl.SAC, easyrl.HerReplayBuffer
-        options: dict[str, Any] = dict(normalize=normalize)
+        options["normalize"] = normalize
     else:
         import stable_baselines3 as sb3
         from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-        sac, her, options = sb3.SAC, sb3.HerReplayBuffer, {}
+        sac, her = sb3.SAC, sb3.HerReplayBuffer
         if normalize:
             env = VecNormalize(DummyVecEnv([lambda raw=env: raw]), gamma=SETTINGS["gamma"])
-    model = sac(
+    return sac(
         "MultiInputPolicy", env, replay_buffer_class=her, replay_buffer_kwargs=HER_KWARGS,
         policy_kwargs=dict(net_arch=[64, 64]), seed=seed, device="cpu", **SETTINGS, **options,
     )  # fmt: skip
+
+
+def train(library: str, steps: int, seed: int, normalize: bool) -> tuple[float, Any]:
+    """Train one library's SAC + HER for ``steps``; the seconds ``learn`` took, and the model."""
+    model = build(library, seed, normalize)
     start = time.perf_counter()
     model.learn(steps)
     seconds = time.perf_counter() - start

@@ -11,11 +11,11 @@ machine's drift hits them alike (milliseconds per call, median of the rounds):
 
 - ``env step``: one step of the vector env each library trains on, with the running statistics'
   update (easyrl's ``EnvStepper`` over a gymnasium ``SyncVectorEnv``, then its normaliser; SB3's
-  ``VecNormalize`` over a ``DummyVecEnv`` with a ``Monitor``), and the bare env under easyrl's
-  (``gym.make``'s wrappers only);
+  ``VecNormalize`` over a ``DummyVecEnv``, as ``her_fetch_reach.py`` builds it), and the bare env under
+  easyrl's (``gym.make``'s wrappers only);
 - ``act``: choosing the exploration action for the current observation;
 - ``sample``: drawing a batch of 256 with HER's relabelling (easyrl: and scaling it with the running
-  statistics; SB3 scales inside its sampling);
+  statistics and extracting its features, as its training loop does; SB3 scales inside its sampling);
 - ``train``: one whole gradient step as the training loop takes it (sampling included);
 - ``update``: easyrl's gradient step alone, on a fixed batch; ``matmuls``: its matrix products alone,
   replayed on tensors of the same shapes (``update_floor.py``'s recording);
@@ -36,35 +36,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from her_fetch_reach import HER_KWARGS, SETTINGS, make_env  # this folder's HER benchmark
+from her_fetch_reach import build, make_env  # this folder's HER benchmark: its models and env
 from machine import cpu_model
 from update_floor import RecordMatmuls, interleaved, replay
 
-import easyrl
 from easyrl.algorithms import arithmetic
 
 
-def easyrl_model(warmup: int, compile_update: bool = False) -> Any:
-    return easyrl.SAC(
-        "MultiInputPolicy", make_env(), replay_buffer_class=easyrl.HerReplayBuffer, replay_buffer_kwargs=HER_KWARGS,
-        policy_kwargs=dict(net_arch=[64, 64]), seed=0, device="cpu", normalize=True, compile_update=compile_update,
-        **SETTINGS,
-    ).learn(warmup)  # fmt: skip
-
-
-def easyrl_pieces(warmup: int) -> dict[str, Callable[[], Any]]:
-    model = easyrl_model(warmup)
-    state, buffer, normalizer = model.training_state, model.replay_buffer, model._normalizer
+def easyrl_pieces(model: Any) -> dict[str, Callable[[], Any]]:
+    normalizer = model._normalizer
     actions = np.zeros((1, model.action_dim), dtype=np.float32)
-
-    def sample() -> Any:
-        return normalizer.normalize_batch(buffer.sample(model.batch_size, state.torch_rng, gamma=model.gamma))
-
-    batch = sample()
-    fixed = batch._replace(
-        observations=model.policy.batch_features(batch.observations),
-        next_observations=model.policy.batch_features(batch.next_observations),
-    )
+    fixed = model._training_batch()
 
     def update() -> None:
         with arithmetic.computing(model.precision, model.device):
@@ -88,23 +70,15 @@ def easyrl_pieces(warmup: int) -> dict[str, Callable[[], Any]]:
         "env step": env_step,
         "env (bare)": bare_step,
         "act": model._exploration_actions,
-        "sample": sample,
+        "sample": model._training_batch,
         "train": lambda: model._train(1),
         "update": update,
         "matmuls": replay(recorder.shapes),
     }
 
 
-def sb3_pieces(warmup: int) -> dict[str, Callable[[], Any]]:
-    import stable_baselines3 as sb3
-    from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
-
-    env = VecNormalize(DummyVecEnv([lambda: Monitor(make_env())]), gamma=SETTINGS["gamma"])
-    model = sb3.SAC(
-        "MultiInputPolicy", env, replay_buffer_class=sb3.HerReplayBuffer, replay_buffer_kwargs=HER_KWARGS,
-        policy_kwargs=dict(net_arch=[64, 64]), seed=0, device="cpu", **SETTINGS,
-    ).learn(warmup)  # fmt: skip
+def sb3_pieces(model: Any) -> dict[str, Callable[[], Any]]:
+    env = model.get_env()
     actions = np.zeros((1, 4), dtype=np.float32)
     return {
         "env step": lambda: env.step(actions),
@@ -132,11 +106,11 @@ def main() -> None:
     print(
         f"SAC + HER on FetchReach-v4, normalised; {cpu_model()}, torch {torch.__version__} ({args.threads} threads)"
     )
-    pieces = {f"easyrl {k}": f for k, f in easyrl_pieces(args.warmup).items()}
-    pieces |= {f"sb3 {k}": f for k, f in sb3_pieces(args.warmup).items()}
+    pieces = {f"easyrl {k}": f for k, f in easyrl_pieces(build("easyrl", 0, True).learn(args.warmup)).items()}
+    pieces |= {f"sb3 {k}": f for k, f in sb3_pieces(build("sb3", 0, True).learn(args.warmup)).items()}
     if args.compile:
         start = time.perf_counter()
-        compiled = easyrl_model(args.warmup, compile_update=True)
+        compiled = build("easyrl", 0, True, compile_update=True).learn(args.warmup)
         print(
             f"compile_update=True: {args.warmup} warm-up steps, compiling included, in {time.perf_counter() - start:.1f} s"
         )

@@ -269,15 +269,7 @@ class TrainingLoop(FaultSettings):
         with guarded(self._nonfinite):
             for _ in range(gradient_steps):
                 self._interrupts.check()  # a safe point: between whole updates
-                batch = self.replay_buffer.sample(
-                    self.batch_size, state.torch_rng, gamma=self.gamma, n_steps=self.n_steps
-                )
-                if self._normalizer is not None:  # raw in the buffer, scaled with the statistics of now
-                    batch = self._normalizer.normalize_batch(batch)
-                batch = batch._replace(
-                    observations=self._policy.batch_features(batch.observations),
-                    next_observations=self._policy.batch_features(batch.next_observations),
-                )
+                batch = self._training_batch()
                 with arithmetic.computing(self.precision, self._device):  # one autocast region per update
                     stats = self._update(batch)
                 self._nonfinite.end_update()
@@ -288,6 +280,19 @@ class TrainingLoop(FaultSettings):
                     self.logger.record_mean(f"train/{key}", value)
         self.logger.record("train/n_updates", state.n_updates, exclude="tensorboard")
         self.logger.record("train/learning_rate", make_schedule(self.learning_rate)(progress_remaining))
+
+    def _training_batch(self) -> ReplayBatch:
+        """A batch for one update: drawn, scaled with the statistics of now (the buffer holds raw
+        observations), and with its features computed once where every network would compute the same."""
+        batch = self.replay_buffer.sample(
+            self.batch_size, self.training_state.torch_rng, gamma=self.gamma, n_steps=self.n_steps
+        )
+        if self._normalizer is not None:
+            batch = self._normalizer.normalize_batch(batch)
+        return batch._replace(
+            observations=self._policy.batch_features(batch.observations),
+            next_observations=self._policy.batch_features(batch.next_observations),
+        )
 
     def _read_nonfinite(self) -> None:
         """Count the updates skipped since the last read; raise once too many came in a row."""
